@@ -1,0 +1,47 @@
+//! `kplex`: every kplex component as a subcommand of one binary.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kplex", version, about = "Hard multi-tenant Kubernetes through virtual clusters")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one tenant's control plane: a Kubernetes API server over etcd.
+    TenantMaster(tenant_master::Config),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KPLEX_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::TenantMaster(cfg) => {
+            // A tenant master is small: two worker threads are plenty, and hundreds of them share
+            // one machine.
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let name = cfg.name.clone();
+                let tm = tenant_master::TenantMaster::start(cfg).await?;
+                println!("tenant master {name} ready at https://{} (kubeconfig {})", tm.addr, tm.kubeconfig.display());
+                shutdown_signal().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,66 @@
+//! What every new cluster has: the namespaces default, kube-system, kube-public and
+//! kube-node-lease, and the `kubernetes` Service (with its Endpoints) in default.
+
+use serde_json::json;
+
+use crate::registry::store::{Store, WriteOpts};
+
+async fn ensure(store: &Store, group: &str, version: &str, plural: &str, ns: &str, obj: serde_json::Value) -> anyhow::Result<()> {
+    let s = store.registry.lookup(group, version, plural).ok_or_else(|| anyhow::anyhow!("no resource {plural}"))?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if store.get_cached(s.as_ref(), ns, &name).is_some() {
+        return Ok(());
+    }
+    match store.create(s.as_ref(), ns, obj, &WriteOpts { dry_run: false, field_manager: Some("kube-apiserver".into()) }).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating {plural}/{name}: {e}")),
+    }
+}
+
+/// Creates the built-in objects that are missing. `port` is the port the API is served on.
+pub async fn run(store: &Store, host: &str, port: u16) -> anyhow::Result<()> {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        ensure(store, "", "v1", "namespaces", "", json!({"metadata": {"name": ns}})).await?;
+    }
+    let ip = store.alloc.kubernetes_ip().to_string();
+    ensure(
+        store,
+        "",
+        "v1",
+        "services",
+        "default",
+        json!({
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}], "sessionAffinity": "None", "type": "ClusterIP"},
+        }),
+    )
+    .await?;
+    ensure(
+        store,
+        "",
+        "v1",
+        "endpoints",
+        "default",
+        json!({
+            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        }),
+    )
+    .await?;
+    ensure(
+        store,
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "default",
+        json!({
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [host], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! kplex tenant master: a Kubernetes API server over etcd, with the controllers a tenant's
+//! cluster needs. The same server, in super mode, is the API of the local super cluster.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod controllers;
+pub mod meta;
+pub mod openapi;
+pub mod pki;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod validation;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use registry::alloc::Allocator;
+use registry::store::Store;
+use registry::Registry;
+use storage::cache::FieldFn;
+use storage::dispatcher::Caches;
+use storage::etcd::Etcd;
+
+/// Options of `kplex tenant-master`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// The tenant's name.
+    #[arg(long)]
+    pub name: String,
+    /// etcd endpoints, comma-separated (http://127.0.0.1:2379).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub etcd_endpoints: Vec<String>,
+    /// Where the PKI, kubeconfig and token file live.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address to serve HTTPS on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: String,
+    /// etcd key prefix of this tenant (default /kplex/<name>).
+    #[arg(long)]
+    pub etcd_prefix: Option<String>,
+    /// etcd user (with --etcd-password) when etcd auth is on.
+    #[arg(long, env = "KPLEX_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    #[arg(long, env = "KPLEX_ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
+    /// Service ClusterIP range.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cidr: String,
+    /// NodePort range.
+    #[arg(long, default_value = "30000-32767")]
+    pub node_port_range: String,
+    /// How often to compact etcd history (0 disables; a shared etcd is compacted by the platform).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub etcd_compaction_interval: Duration,
+    /// Extra subject alternative names for the serving certificate.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Run the built-in controllers.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub controllers: bool,
+}
+
+/// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("invalid duration unit in {s:?}")),
+    })
+}
+
+fn field_fns(reg: &Registry) -> HashMap<String, FieldFn> {
+    let mut m = HashMap::new();
+    for s in reg.all() {
+        let s2 = s.clone();
+        let f: FieldFn = Arc::new(move |v| s2.fields(v));
+        m.insert(s.info().id(), f);
+    }
+    m
+}
+
+/// A running tenant master.
+pub struct TenantMaster {
+    pub store: Arc<Store>,
+    pub addr: std::net::SocketAddr,
+    pub kubeconfig: PathBuf,
+}
+
+impl TenantMaster {
+    /// Starts everything and returns once the API is being served.
+    pub async fn start(cfg: Config) -> anyhow::Result<TenantMaster> {
+        let t0 = Instant::now();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        let pki = pki::Pki::load_or_create(&cfg.data_dir, &cfg.name, &cfg.tls_san)?;
+        let token_file = cfg.data_dir.join("tokens.csv");
+        if !token_file.exists() {
+            let token: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+            std::fs::write(&token_file, format!("{token},kplex-admin,kplex-admin,\"system:masters\"\n"))?;
+        }
+        let (tls, auth) = server::tls_setup(&pki, Some(&token_file))?;
+        let prefix = cfg.etcd_prefix.clone().unwrap_or_else(|| format!("/kplex/{}", cfg.name));
+        let user = match (&cfg.etcd_user, &cfg.etcd_password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            _ => None,
+        };
+        let etcd = Etcd::connect(&cfg.etcd_endpoints, &prefix, user).await.context("connecting to etcd")?;
+        let registry = Arc::new(Registry::builtin());
+        let caches = Caches::start(etcd.clone(), field_fns(&registry)).await.context("loading the watch cache")?;
+        let (np_min, np_max) = cfg
+            .node_port_range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("invalid --node-port-range"))?;
+        let alloc = Allocator::new(&cfg.service_cidr, (np_min, np_max)).ok_or_else(|| anyhow::anyhow!("invalid --service-cidr"))?;
+        let store = Arc::new(Store::new(caches, registry, alloc));
+        let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let host = addr.ip().to_string();
+        let server_url = format!("https://{}", addr);
+        let kubeconfig = cfg.data_dir.join("kubeconfig");
+        let kc = pki.kubeconfig(&cfg.name, &server_url, "kplex-admin", &pki.admin_cert_pem, &pki.admin_key_pem);
+        std::fs::write(&kubeconfig, kc)?;
+        bootstrap::run(&store, &host, addr.port()).await?;
+        let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
+        tokio::spawn(server::serve(listener, tls, auth, st));
+        if cfg.controllers {
+            tokio::spawn(controllers::namespace::run(store.clone()));
+        }
+        if !cfg.etcd_compaction_interval.is_zero() {
+            tokio::spawn(compactor(etcd, cfg.etcd_compaction_interval));
+        }
+        tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, %addr, "tenant master started");
+        Ok(TenantMaster { store, addr, kubeconfig })
+    }
+}
+
+/// Compacts etcd as kube-apiserver does: each round compacts to the revision seen the round
+/// before, so history stays at least one interval long.
+async fn compactor(etcd: Etcd, every: Duration) {
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        match etcd.current_revision().await {
+            Ok(rev) => {
+                if last > 0 {
+                    if let Err(e) = etcd.compact(last).await {
+                        tracing::debug!(error = %e, "compaction skipped");
+                    }
+                }
+                last = rev;
+            }
+            Err(e) => tracing::warn!(error = %e, "reading etcd revision for compaction"),
+        }
+    }
+}

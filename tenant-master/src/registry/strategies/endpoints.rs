@@ -1,0 +1,48 @@
+//! core/v1 endpoints.
+
+use serde_json::{json, Value};
+
+use super::info;
+use crate::registry::{Column, ResourceInfo, Strategy};
+
+pub struct Endpoints;
+
+const INFO: ResourceInfo = ResourceInfo { short_names: &["ep"], ..info("", "v1", "Endpoints", "endpoints", "endpoints", true) };
+
+impl Strategy for Endpoints {
+    fn info(&self) -> &ResourceInfo {
+        &INFO
+    }
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+    fn columns(&self) -> Vec<Column> {
+        vec![Column::name(), Column::new("Endpoints", "string", 0, "Endpoints is the list of endpoints in the subsets."), Column::age()]
+    }
+    fn row(&self, o: &Value) -> Vec<Value> {
+        let mut eps = Vec::new();
+        let mut total = 0;
+        for s in o["subsets"].as_array().into_iter().flatten() {
+            let ports: Vec<i64> = s["ports"].as_array().into_iter().flatten().filter_map(|p| p["port"].as_i64()).collect();
+            for a in s["addresses"].as_array().into_iter().flatten() {
+                let ip = a["ip"].as_str().unwrap_or("");
+                if ports.is_empty() {
+                    total += 1;
+                    eps.push(ip.to_string());
+                }
+                for p in &ports {
+                    total += 1;
+                    eps.push(format!("{ip}:{p}"));
+                }
+            }
+        }
+        let cell = if eps.is_empty() {
+            "<none>".to_string()
+        } else if total > 3 {
+            format!("{} + {} more...", eps[..3].join(","), total - 3)
+        } else {
+            eps.join(",")
+        };
+        vec![json!(crate::meta::name(o)), json!(cell), json!(crate::api::table::age(o))]
+    }
+}

@@ -1,0 +1,113 @@
+//! One file per built-in resource. Each defines a [`ResourceInfo`] and a [`Strategy`]; resources
+//! with nothing special beyond their table columns use [`Basic`].
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{Column, ResourceInfo, Strategy};
+use crate::validation::NameRule;
+
+pub mod common;
+pub mod configmaps;
+pub mod deployments;
+pub mod endpoints;
+pub mod events;
+pub mod namespaces;
+pub mod nodes;
+pub mod others;
+pub mod pods;
+pub mod replicasets;
+pub mod secrets;
+pub mod services;
+
+/// Every built-in resource, in discovery order.
+pub fn all() -> Vec<Arc<dyn Strategy>> {
+    let mut v: Vec<Arc<dyn Strategy>> = vec![
+        Arc::new(namespaces::Namespaces),
+        Arc::new(pods::Pods),
+        Arc::new(services::Services),
+        Arc::new(endpoints::Endpoints),
+        Arc::new(configmaps::ConfigMaps),
+        Arc::new(secrets::Secrets),
+        Arc::new(events::Events),
+        Arc::new(nodes::Nodes),
+        Arc::new(deployments::Deployments),
+        Arc::new(replicasets::ReplicaSets),
+    ];
+    v.extend(others::all());
+    v
+}
+
+/// Builds a [`ResourceInfo`] with the common defaults (RFC 1123 subdomain names).
+pub const fn info(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        group,
+        version,
+        kind,
+        plural,
+        singular,
+        namespaced,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+    }
+}
+
+/// Cells of one row, computed from the object.
+pub type RowFn = fn(&Value) -> Vec<Value>;
+
+/// A resource with generic behaviour and its own table columns.
+pub struct Basic {
+    pub info: ResourceInfo,
+    pub columns: fn() -> Vec<Column>,
+    pub row: RowFn,
+    pub generation: bool,
+    pub fields: &'static [&'static str],
+    pub create_on_update: bool,
+}
+
+impl Basic {
+    pub fn new(info: ResourceInfo) -> Basic {
+        Basic {
+            info,
+            columns: || vec![Column::name(), Column::age()],
+            row: |o| vec![json!(crate::meta::name(o)), json!(crate::api::table::age(o))],
+            generation: false,
+            fields: &[],
+            create_on_update: false,
+        }
+    }
+}
+
+impl Strategy for Basic {
+    fn info(&self) -> &ResourceInfo {
+        &self.info
+    }
+    fn columns(&self) -> Vec<Column> {
+        (self.columns)()
+    }
+    fn row(&self, obj: &Value) -> Vec<Value> {
+        (self.row)(obj)
+    }
+    fn tracks_generation(&self) -> bool {
+        self.generation
+    }
+    fn field_names(&self) -> &'static [&'static str] {
+        self.fields
+    }
+    fn fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        self.fields.iter().map(|f| (*f, common::field_string(obj, f))).collect()
+    }
+    fn allow_create_on_update(&self) -> bool {
+        self.create_on_update
+    }
+}

@@ -1,0 +1,64 @@
+//! core/v1 namespaces: Active/Terminating phase, the `kubernetes` finalizer, the
+//! `kubernetes.io/metadata.name` label.
+
+use serde_json::{json, Value};
+
+use super::{common, info};
+use crate::registry::{Column, ResourceInfo, Strategy};
+use crate::validation::NameRule;
+
+pub struct Namespaces;
+
+const INFO: ResourceInfo = ResourceInfo {
+    short_names: &["ns"],
+    subresources: &["status", "finalize"],
+    name_rule: NameRule::Label,
+    ..info("", "v1", "Namespace", "namespaces", "namespace", false)
+};
+
+fn set_name_label(obj: &mut Value) {
+    let name = crate::meta::name(obj).to_string();
+    if name.is_empty() {
+        return;
+    }
+    let md = crate::meta::metadata_mut(obj);
+    let labels = md.entry("labels").or_insert_with(|| json!({}));
+    if labels.is_object() {
+        labels["kubernetes.io/metadata.name"] = json!(name);
+    }
+}
+
+impl Strategy for Namespaces {
+    fn info(&self) -> &ResourceInfo {
+        &INFO
+    }
+    fn default(&self, obj: &mut Value) {
+        common::default_field(obj, "spec", json!({}));
+        common::default_field(&mut obj["spec"], "finalizers", json!(["kubernetes"]));
+        set_name_label(obj);
+    }
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({"phase": "Active"});
+    }
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        // spec.finalizers changes only through /finalize.
+        new["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
+        set_name_label(new);
+    }
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::name(),
+            Column::new("Status", "string", 0, "The status of the namespace"),
+            Column::age(),
+        ]
+    }
+    fn row(&self, o: &Value) -> Vec<Value> {
+        vec![json!(crate::meta::name(o)), json!(o["status"]["phase"].as_str().unwrap_or("")), json!(crate::api::table::age(o))]
+    }
+    fn field_names(&self) -> &'static [&'static str] {
+        &["status.phase"]
+    }
+    fn fields(&self, o: &Value) -> Vec<(&'static str, String)> {
+        vec![("status.phase", common::field_string(o, "status.phase"))]
+    }
+}

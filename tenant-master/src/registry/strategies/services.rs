@@ -1,0 +1,310 @@
+//! core/v1 services: upstream defaults, ClusterIP and NodePort allocation, the TYPE/CLUSTER-IP/
+//! EXTERNAL-IP/PORT(S) columns.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+
+use super::{common, info};
+use crate::api::status::{ApiError, ApiResult, FieldError};
+use crate::registry::store::Store;
+use crate::registry::{Column, ResourceInfo, Strategy};
+use crate::validation::NameRule;
+
+pub struct Services;
+
+const INFO: ResourceInfo = ResourceInfo {
+    short_names: &["svc"],
+    categories: &["all"],
+    subresources: &["status"],
+    name_rule: NameRule::Label1035,
+    ..info("", "v1", "Service", "services", "service", true)
+};
+
+const TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+
+fn used(store: &Store, skip_uid: &str) -> (HashSet<Ipv4Addr>, HashSet<u16>) {
+    let cache = store.caches.resource(&INFO.id());
+    let (items, _) = cache.snapshot();
+    let mut ips = HashSet::new();
+    let mut ports = HashSet::new();
+    for o in items {
+        let v = o.value();
+        if crate::meta::uid(&v) == skip_uid {
+            continue;
+        }
+        for ip in v["spec"]["clusterIPs"].as_array().into_iter().flatten() {
+            if let Some(ip) = ip.as_str().and_then(|s| s.parse().ok()) {
+                ips.insert(ip);
+            }
+        }
+        for p in v["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(np) = p["nodePort"].as_u64() {
+                ports.insert(np as u16);
+            }
+        }
+    }
+    (ips, ports)
+}
+
+fn needs_node_ports(spec: &Value) -> bool {
+    let t = spec["type"].as_str().unwrap_or("ClusterIP");
+    t == "NodePort" || (t == "LoadBalancer" && spec["allocateLoadBalancerNodePorts"] != json!(false))
+}
+
+fn invalid(o: &Value, errs: Vec<FieldError>) -> ApiError {
+    ApiError::invalid("", "Service", crate::meta::name(o), &errs)
+}
+
+/// Allocates what the service asks for; `old` keeps what an update already holds.
+fn allocate(store: &Store, o: &mut Value, old: Option<&Value>) -> ApiResult<()> {
+    let t = o["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+    let (used_ips, used_ports) = used(store, crate::meta::uid(o));
+    let spec = &mut o["spec"];
+    if t == "ExternalName" {
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("clusterIP");
+            m.remove("clusterIPs");
+        }
+        return Ok(());
+    }
+    if let Some(old) = old {
+        // clusterIP is immutable: an update that leaves it out keeps the old one.
+        if spec["clusterIP"].as_str().unwrap_or("").is_empty() && old["spec"]["clusterIP"].is_string() {
+            spec["clusterIP"] = old["spec"]["clusterIP"].clone();
+            spec["clusterIPs"] = old["spec"]["clusterIPs"].clone();
+        }
+    }
+    let requested = spec["clusterIP"].as_str().unwrap_or("").to_string();
+    let old_ip = old.and_then(|o| o["spec"]["clusterIP"].as_str()).unwrap_or("").to_string();
+    if requested == "None" {
+        spec["clusterIPs"] = json!(["None"]);
+    } else if requested.is_empty() {
+        let ip = store.alloc.allocate_ip(&used_ips).ok_or_else(|| {
+            ApiError::internal("failed to allocate a serviceIP: range is full")
+        })?;
+        spec["clusterIP"] = json!(ip.to_string());
+        spec["clusterIPs"] = json!([ip.to_string()]);
+    } else if requested != old_ip {
+        let ip: Ipv4Addr = requested.parse().map_err(|_| {
+            invalid(&json!({"metadata": {"name": ""}}), vec![FieldError::invalid("spec.clusterIPs[0]", requested.as_str(), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+        })?;
+        if !store.alloc.contains(ip) && ip != store.alloc.kubernetes_ip() {
+            return Err(ApiError::invalid("", "Service", "", &[FieldError::invalid(
+                "spec.clusterIPs",
+                json!([requested]),
+                format!("failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {}", store.alloc.range_string()),
+            )]));
+        }
+        if !store.alloc.claim_ip(ip, &used_ips) {
+            return Err(ApiError::invalid("", "Service", "", &[FieldError::invalid(
+                "spec.clusterIPs",
+                json!([requested]),
+                format!("failed to allocate IP {requested}: provided IP is already allocated"),
+            )]));
+        }
+        spec["clusterIPs"] = json!([requested]);
+    } else {
+        spec["clusterIPs"] = json!([requested]);
+    }
+    if needs_node_ports(spec) {
+        let mut taken = used_ports;
+        if let Some(ports) = spec["ports"].as_array_mut() {
+            for (i, p) in ports.iter_mut().enumerate() {
+                match p["nodePort"].as_u64() {
+                    Some(np) => {
+                        let np = np as u16;
+                        let was = old.map(|o| o["spec"]["ports"].as_array().into_iter().flatten().any(|op| op["nodePort"].as_u64() == Some(np as u64))).unwrap_or(false);
+                        if !was {
+                            if np < store.alloc.node_port_min || np > store.alloc.node_port_max {
+                                return Err(ApiError::invalid("", "Service", "", &[FieldError::invalid(
+                                    format!("spec.ports[{i}].nodePort"), np, format!("provided port is not in the valid range. The range of valid ports is {}-{}", store.alloc.node_port_min, store.alloc.node_port_max),
+                                )]));
+                            }
+                            if !store.alloc.claim_port(np, &taken) {
+                                return Err(ApiError::invalid("", "Service", "", &[FieldError::invalid(
+                                    format!("spec.ports[{i}].nodePort"), np, "provided port is already allocated",
+                                )]));
+                            }
+                        }
+                        taken.insert(np);
+                    }
+                    None => {
+                        let np = store.alloc.allocate_port(&taken).ok_or_else(|| ApiError::internal("failed to allocate a nodePort: range is full"))?;
+                        taken.insert(np);
+                        p["nodePort"] = json!(np);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Strategy for Services {
+    fn info(&self) -> &ResourceInfo {
+        &INFO
+    }
+    fn default(&self, o: &mut Value) {
+        let spec = &mut o["spec"];
+        if !spec.is_object() {
+            return;
+        }
+        common::default_field(spec, "type", json!("ClusterIP"));
+        let t = spec["type"].as_str().unwrap_or("").to_string();
+        common::default_field(spec, "sessionAffinity", json!("None"));
+        if t != "ExternalName" {
+            common::default_field(spec, "ipFamilies", json!(["IPv4"]));
+            common::default_field(spec, "ipFamilyPolicy", json!("SingleStack"));
+            common::default_field(spec, "internalTrafficPolicy", json!("Cluster"));
+        }
+        if t == "NodePort" || t == "LoadBalancer" {
+            common::default_field(spec, "externalTrafficPolicy", json!("Cluster"));
+        }
+        if t == "LoadBalancer" {
+            common::default_field(spec, "allocateLoadBalancerNodePorts", json!(true));
+        }
+        if let Some(ports) = spec["ports"].as_array_mut() {
+            for p in ports {
+                common::default_field(p, "protocol", json!("TCP"));
+                if p.get("targetPort").map(|t| t.is_null()).unwrap_or(true) {
+                    p["targetPort"] = p["port"].clone();
+                }
+            }
+        }
+        if o["status"].is_null() {
+            o["status"] = json!({"loadBalancer": {}});
+        }
+    }
+    fn prepare_for_create(&self, o: &mut Value) {
+        o["status"] = json!({"loadBalancer": {}});
+    }
+    fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {
+        let spec = &o["spec"];
+        let t = spec["type"].as_str().unwrap_or("ClusterIP");
+        if !TYPES.contains(&t) {
+            errs.push(FieldError::not_supported("spec.type", t, TYPES));
+        }
+        let ports = spec["ports"].as_array().cloned().unwrap_or_default();
+        let headless = spec["clusterIP"] == "None";
+        if ports.is_empty() && t != "ExternalName" && !headless {
+            errs.push(FieldError::required("spec.ports", ""));
+        }
+        if t == "ExternalName" && spec["externalName"].as_str().unwrap_or("").is_empty() {
+            errs.push(FieldError::required("spec.externalName", ""));
+        }
+        let mut names = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            let port = p["port"].as_i64().unwrap_or(0);
+            if !(1..=65535).contains(&port) {
+                errs.push(FieldError::invalid(format!("spec.ports[{i}].port"), p["port"].clone(), "must be between 1 and 65535, inclusive"));
+            }
+            let name = p["name"].as_str().unwrap_or("");
+            if ports.len() > 1 && name.is_empty() {
+                errs.push(FieldError::required(format!("spec.ports[{i}].name"), ""));
+            }
+            if !name.is_empty() {
+                if names.contains(&name) {
+                    errs.push(FieldError::duplicate(format!("spec.ports[{i}].name"), name));
+                }
+                names.push(name);
+            }
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            if !["TCP", "UDP", "SCTP"].contains(&proto) {
+                errs.push(FieldError::not_supported(format!("spec.ports[{i}].protocol"), proto, &["SCTP", "TCP", "UDP"]));
+            }
+            if p["nodePort"].is_number() && !needs_node_ports(spec) {
+                errs.push(FieldError::forbidden(format!("spec.ports[{i}].nodePort"), "may not be used when `type` is 'ClusterIP'"));
+            }
+        }
+        if let Some(sel) = spec["selector"].as_object() {
+            for (k, v) in sel {
+                for e in crate::validation::qualified_name_errors(k) {
+                    errs.push(FieldError::invalid("spec.selector", k.as_str(), e));
+                }
+                for e in crate::validation::label_value_errors(v.as_str().unwrap_or("")) {
+                    errs.push(FieldError::invalid("spec.selector", v.clone(), e));
+                }
+            }
+        }
+    }
+    fn validate_update(&self, new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
+        let (n, o) = (&new["spec"]["clusterIP"], &old["spec"]["clusterIP"]);
+        if o.is_string() && n != o && new["spec"]["type"] != "ExternalName" && old["spec"]["type"] != "ExternalName" {
+            errs.push(FieldError::invalid("spec.clusterIPs[0]", n.clone(), "may not change once set"));
+        }
+    }
+    fn admit_create(&self, store: &Store, o: &mut Value) -> ApiResult<()> {
+        allocate(store, o, None)
+    }
+    fn admit_update(&self, store: &Store, new: &mut Value, old: &Value) -> ApiResult<()> {
+        allocate(store, new, Some(old))
+    }
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::name(),
+            Column::new("Type", "string", 0, "The type of the service."),
+            Column::new("Cluster-IP", "string", 0, "The cluster IP of the service."),
+            Column::new("External-IP", "string", 0, "The external IP of the service."),
+            Column::new("Port(s)", "string", 0, "The ports of the service."),
+            Column::age(),
+            Column::new("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+        ]
+    }
+    fn row(&self, o: &Value) -> Vec<Value> {
+        let spec = &o["spec"];
+        let t = spec["type"].as_str().unwrap_or("ClusterIP");
+        let ext_ips: Vec<String> = spec["externalIPs"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect();
+        let external = match t {
+            "ClusterIP" | "NodePort" => if ext_ips.is_empty() { "<none>".to_string() } else { ext_ips.join(",") },
+            "ExternalName" => spec["externalName"].as_str().unwrap_or("").to_string(),
+            _ => {
+                let mut lb: Vec<String> = o["status"]["loadBalancer"]["ingress"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i["ip"].as_str().or(i["hostname"].as_str()).map(String::from))
+                    .collect();
+                lb.extend(ext_ips);
+                if lb.is_empty() { "<pending>".into() } else { lb.join(",") }
+            }
+        };
+        let ports: Vec<String> = spec["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let proto = p["protocol"].as_str().unwrap_or("TCP");
+                match p["nodePort"].as_i64() {
+                    Some(np) if np > 0 => format!("{}:{np}/{proto}", p["port"]),
+                    _ => format!("{}/{proto}", p["port"]),
+                }
+            })
+            .collect();
+        let mut sel: Vec<String> = spec["selector"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        sel.sort();
+        let cluster_ip = match spec["clusterIP"].as_str() {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => "<none>".into(),
+        };
+        vec![
+            json!(crate::meta::name(o)),
+            json!(t),
+            json!(cluster_ip),
+            json!(external),
+            json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+            json!(crate::api::table::age(o)),
+            json!(if sel.is_empty() { "<none>".to_string() } else { sel.join(",") }),
+        ]
+    }
+    fn field_names(&self) -> &'static [&'static str] {
+        &["spec.clusterIP", "spec.type"]
+    }
+    fn fields(&self, o: &Value) -> Vec<(&'static str, String)> {
+        vec![
+            ("spec.clusterIP", common::field_string(o, "spec.clusterIP")),
+            ("spec.type", common::field_string(o, "spec.type")),
+        ]
+    }
+}

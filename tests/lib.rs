@@ -1,1 +1,183 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: a real etcd on a free loopback port with a temporary
+//! data dir, real `kplex` processes, and the real kubectl. Everything started is killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The workspace's target directory, where `cargo build -p kplex` put the binary.
+pub fn kplex_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KPLEX_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let bin = target.join("debug").join("kplex");
+    assert!(bin.exists(), "{} missing: run `cargo build -p kplex` first (hack/test.sh does)", bin.display());
+    bin
+}
+
+/// A throwaway etcd.
+pub struct Etcd {
+    child: Child,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (cp, pp) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{cp}");
+        let child = Command::new("etcd")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{pp}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{pp}")])
+            .args(["--initial-cluster", &format!("default=http://127.0.0.1:{pp}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd on PATH (apt-get install etcd-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", cp)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Etcd { child, endpoint, _dir: dir }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `kplex tenant-master`.
+pub struct TenantMaster {
+    child: Option<Child>,
+    pub name: String,
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub port: u16,
+    etcd: String,
+    extra: Vec<String>,
+}
+
+impl TenantMaster {
+    /// Starts a tenant master in `dir` and waits for its `ready` line.
+    pub fn start(etcd: &Etcd, name: &str, dir: &Path, extra: &[&str]) -> TenantMaster {
+        let mut tm = TenantMaster {
+            child: None,
+            name: name.into(),
+            dir: dir.to_path_buf(),
+            kubeconfig: dir.join("kubeconfig"),
+            port: free_port(),
+            etcd: etcd.endpoint.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        tm.spawn();
+        tm
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(kplex_bin())
+            .args(["tenant-master", "--name", &self.name, "--etcd-endpoints", &self.etcd])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let line = lines.next().expect("tenant master exited before ready").unwrap();
+        assert!(line.contains("ready"), "unexpected first line: {line}");
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL) and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs kubectl (the dispatcher on PATH, or `KUBECTL`) against this tenant.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl_with(&std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()), &self.kubeconfig, args, None)
+    }
+
+    /// A kube client for this tenant.
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    }
+}
+
+impl Drop for TenantMaster {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What a kubectl run printed.
+#[derive(Debug)]
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `kubectl` (a path or name) with a kubeconfig, optional stdin.
+pub fn kubectl_with(bin: &str, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl on PATH");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Output { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+}
+
+/// The versioned kubectl binaries installed beside the dispatcher (`kubectl.1.NN`), newest last.
+pub fn kubectl_versions() -> Vec<PathBuf> {
+    let Ok(real) = std::fs::canonicalize(which("kubectl").unwrap_or_default()) else { return vec![] };
+    let Some(dir) = real.parent() else { return vec![] };
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).map(|n| n.starts_with("kubectl.1.")).unwrap_or(false)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.exists()))
+}

@@ -80,6 +80,11 @@ pub async fn serve(st: ApiState, req: Request<Body>, user: Option<User>) -> Resp
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.map(|n| n > MAX_BODY_BYTES).unwrap_or(false) {
+        // Refuse before reading (and before any `100 Continue`), as upstream does.
+        return ApiError::too_large(format!("Request entity too large: limit is {MAX_BODY_BYTES}")).into_response();
+    }
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     let body = match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {

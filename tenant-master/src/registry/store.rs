@@ -287,7 +287,7 @@ impl Store {
         let cache = self.caches.resource(&inf.id());
         let mut items = Vec::new();
         let mut last_key: Option<String> = None;
-        let mut more = false;
+        let mut more;
         loop {
             let batch = if o.limit > 0 { (o.limit - items.len()).max(1) as i64 } else { 0 };
             let (kvs, _, has_more, _) = self

@@ -175,12 +175,8 @@ impl Caches {
 
     async fn run(self: Arc<Self>, mut rev: i64) {
         loop {
-            match self.watch_from(rev).await {
-                Ok(r) => rev = r,
-                Err((r, e)) => {
-                    rev = r;
-                    tracing::warn!(error = %e, rev, "etcd watch broke; relisting");
-                }
+            if let Err((r, e)) = self.watch_from(rev).await {
+                tracing::warn!(error = %e, rev = r, "etcd watch broke; relisting");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             loop {
@@ -198,8 +194,8 @@ impl Caches {
         }
     }
 
-    /// Watches from `rev + 1` until the watch ends; returns the revision reached.
-    async fn watch_from(&self, mut rev: i64) -> Result<i64, (i64, String)> {
+    /// Watches from `rev + 1` until the watch ends; the error carries the revision reached.
+    async fn watch_from(&self, mut rev: i64) -> Result<(), (i64, String)> {
         let prefix = self.etcd.full("/registry/");
         let strip = self.etcd.prefix().len();
         let opts = WatchOptions::new()

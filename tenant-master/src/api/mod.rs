@@ -4,6 +4,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod managed;
 pub mod patch;
+pub mod protobuf;
 pub mod request;
 pub mod selectors;
 pub mod status;

@@ -155,7 +155,7 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Output, ApiError> {
     Ok(Output::Json)
 }
 
-/// Decodes a request body (JSON or YAML) into a JSON object.
+/// Decodes a request body (JSON, YAML or Kubernetes protobuf) into a JSON object.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let mt = ct.split(';').next().unwrap_or("").trim();
@@ -165,9 +165,8 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value
         "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("error decoding request body: json parse error: {e}"))
         })?,
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(ct));
-        }
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: protobuf: {e}")))?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !v.is_object() {

@@ -69,6 +69,51 @@ pub fn selector_cell(sel: &Value) -> String {
     if s.is_empty() { "<none>".into() } else { s }
 }
 
+/// `a=b,c=d` of a string map, sorted, `<none>` when empty (`labels.FormatLabels`).
+pub fn labels_cell(m: &Value) -> String {
+    let mut parts: Vec<String> = m.as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    parts.sort();
+    join_or_none(&parts)
+}
+
+/// `True`/`False`/`<unset>` of an optional bool (`printBoolPtr`).
+pub fn bool_ptr_cell(v: &Value) -> String {
+    match v.as_bool() {
+        Some(true) => "True".into(),
+        Some(false) => "False".into(),
+        None => "<unset>".into(),
+    }
+}
+
+/// `a,b,c + N more...` with at most `max` items, `<unset>` when empty (`listWithMoreString`).
+pub fn list_with_more(items: &[String], max: usize) -> String {
+    if items.len() > max {
+        return format!("{} + {} more...", items[..max].join(","), items.len() - max);
+    }
+    if items.is_empty() { "<unset>".into() } else { items.join(",") }
+}
+
+/// The time from one RFC 3339 timestamp to another as a table cell.
+pub fn duration_between(from: &Value, to: &Value) -> Option<String> {
+    let (a, b) = (crate::meta::parse_time(from.as_str()?)?, crate::meta::parse_time(to.as_str()?)?);
+    Some(human_duration((b - a).num_seconds()))
+}
+
+/// The "Name" and "Created At" columns of upstream's default table convertor, for resources
+/// without a printer.
+pub fn default_columns() -> Vec<crate::registry::Column> {
+    use crate::registry::Column;
+    let created = "CreationTimestamp is a timestamp representing the server time when this object was created.";
+    vec![Column::name(), Column::new("Created At", "date", 0, created)]
+}
+
+/// The row matching [`default_columns`]: the name and the creation time in RFC 3339.
+pub fn default_row(obj: &Value) -> Vec<Value> {
+    let ts = obj["metadata"]["creationTimestamp"].as_str().and_then(crate::meta::parse_time);
+    let cell = ts.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
+    vec![json!(crate::meta::name(obj)), json!(cell)]
+}
+
 /// What a table row carries besides its cells (`includeObject`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Include {
@@ -122,7 +167,20 @@ pub fn table(s: &dyn Strategy, objs: &[std::sync::Arc<Value>], include: Include,
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::*;
+
+    #[test]
+    fn cells() {
+        assert_eq!(labels_cell(&json!({"b": "2", "a": "1"})), "a=1,b=2");
+        assert_eq!(labels_cell(&Value::Null), "<none>");
+        assert_eq!(bool_ptr_cell(&json!(false)), "False");
+        let items: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(list_with_more(&items, 3), "a,b,c + 2 more...");
+        assert_eq!(list_with_more(&[], 3), "<unset>");
+        assert_eq!(duration_between(&json!("2024-01-01T00:00:00Z"), &json!("2024-01-01T00:02:05Z")).as_deref(), Some("2m5s"));
+        let row = default_row(&json!({"metadata": {"name": "r", "creationTimestamp": "2024-05-01T10:00:00Z"}}));
+        assert_eq!(row, vec![json!("r"), json!("2024-05-01T10:00:00Z")]);
+    }
 
     #[test]
     fn durations_match_upstream() {

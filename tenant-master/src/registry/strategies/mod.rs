@@ -10,20 +10,41 @@ use crate::validation::NameRule;
 
 pub mod common;
 pub mod configmaps;
+pub mod controllerrevisions;
+pub mod cronjobs;
+pub mod daemonsets;
 pub mod deployments;
 pub mod endpoints;
+pub mod endpointslices;
 pub mod events;
+pub mod eventsv1;
+pub mod horizontalpodautoscalers;
+pub mod ingressclasses;
+pub mod ingresses;
+pub mod jobs;
+pub mod leases;
+pub mod limitranges;
 pub mod namespaces;
+pub mod networkpolicies;
 pub mod nodes;
-pub mod others;
+pub mod persistentvolumeclaims;
+pub mod persistentvolumes;
+pub mod poddisruptionbudgets;
 pub mod pods;
+pub mod priorityclasses;
+pub mod rbac;
 pub mod replicasets;
+pub mod replicationcontrollers;
+pub mod resourcequotas;
 pub mod secrets;
+pub mod serviceaccounts;
 pub mod services;
+pub mod statefulsets;
+pub mod storageclasses;
 
 /// Every built-in resource, in discovery order.
 pub fn all() -> Vec<Arc<dyn Strategy>> {
-    let mut v: Vec<Arc<dyn Strategy>> = vec![
+    vec![
         Arc::new(namespaces::Namespaces),
         Arc::new(pods::Pods),
         Arc::new(services::Services),
@@ -34,9 +55,32 @@ pub fn all() -> Vec<Arc<dyn Strategy>> {
         Arc::new(nodes::Nodes),
         Arc::new(deployments::Deployments),
         Arc::new(replicasets::ReplicaSets),
-    ];
-    v.extend(others::all());
-    v
+        Arc::new(serviceaccounts::ServiceAccounts),
+        Arc::new(persistentvolumeclaims::PersistentVolumeClaims),
+        Arc::new(persistentvolumes::PersistentVolumes),
+        Arc::new(resourcequotas::ResourceQuotas),
+        Arc::new(limitranges::LimitRanges),
+        Arc::new(replicationcontrollers::ReplicationControllers),
+        Arc::new(statefulsets::StatefulSets),
+        Arc::new(daemonsets::DaemonSets),
+        Arc::new(controllerrevisions::ControllerRevisions),
+        Arc::new(jobs::Jobs),
+        Arc::new(cronjobs::CronJobs),
+        Arc::new(leases::Leases),
+        Arc::new(endpointslices::EndpointSlices),
+        Arc::new(eventsv1::EventsV1),
+        Arc::new(networkpolicies::NetworkPolicies),
+        Arc::new(ingresses::Ingresses),
+        Arc::new(ingressclasses::IngressClasses),
+        Arc::new(rbac::Roles),
+        Arc::new(rbac::RoleBindings),
+        Arc::new(rbac::ClusterRoles),
+        Arc::new(rbac::ClusterRoleBindings),
+        Arc::new(storageclasses::StorageClasses),
+        Arc::new(poddisruptionbudgets::PodDisruptionBudgets),
+        Arc::new(priorityclasses::PriorityClasses),
+        Arc::new(horizontalpodautoscalers::HorizontalPodAutoscalers),
+    ]
 }
 
 /// Builds a [`ResourceInfo`] with the common defaults (RFC 1123 subdomain names).

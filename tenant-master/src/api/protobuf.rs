@@ -900,6 +900,61 @@ mod tests {
     }
 
     #[test]
+    fn crd_schema_unions() {
+        use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
+        let props = ext::JsonSchemaProps {
+            r#type: s("object"),
+            maximum: Some(10.0),
+            multiple_of: Some(0.5),
+            x_kubernetes_preserve_unknown_fields: Some(false),
+            default: Some(ext::Json { raw: Some(br#"{"a":[1]}"#.to_vec()) }),
+            properties: BTreeMap::from([(
+                "list".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("array"),
+                    items: Some(Box::new(ext::JsonSchemaPropsOrArray {
+                        schema: Some(Box::new(ext::JsonSchemaProps { r#type: s("string"), ..Default::default() })),
+                        j_son_schemas: vec![],
+                    })),
+                    ..Default::default()
+                },
+            )]),
+            additional_properties: Some(Box::new(ext::JsonSchemaPropsOrBool { allows: Some(true), schema: None })),
+            ..Default::default()
+        };
+        let crd = ext::CustomResourceDefinition {
+            metadata: Some(go_meta("foos.example.com", "")),
+            spec: Some(ext::CustomResourceDefinitionSpec {
+                group: s("example.com"),
+                names: Some(ext::CustomResourceDefinitionNames { plural: s("foos"), kind: s("Foo"), ..Default::default() }),
+                scope: s("Namespaced"),
+                versions: vec![ext::CustomResourceDefinitionVersion {
+                    name: s("v1"),
+                    served: Some(true),
+                    storage: Some(true),
+                    schema: Some(ext::CustomResourceValidation { open_apiv3_schema: Some(props) }),
+                    ..Default::default()
+                }],
+                preserve_unknown_fields: Some(false),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let v = decode(&envelope("apiextensions.k8s.io/v1", "CustomResourceDefinition", &crd)).unwrap();
+        assert_eq!(v["spec"]["names"], json!({"plural": "foos", "kind": "Foo"}));
+        assert!(v["spec"].get("preserveUnknownFields").is_none());
+        assert_eq!(
+            v["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+            json!({
+                "type": "object", "default": {"a": [1]}, "maximum": 10, "multipleOf": 0.5,
+                "properties": {"list": {"type": "array", "items": {"type": "string"}}},
+                "additionalProperties": true,
+                "x-kubernetes-preserve-unknown-fields": false,
+            })
+        );
+    }
+
+    #[test]
     fn errors() {
         assert!(decode(b"{}").is_err());
         assert!(decode(b"k8s\0\x0a").is_err()); // truncated

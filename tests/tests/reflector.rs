@@ -119,12 +119,17 @@ async fn reflector_mirror_stays_exact() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     tm.kill();
     let mut ec = etcd_client::Client::connect([etcd.endpoint.as_str()], None).await.unwrap();
-    let rev = ec.get("/", None).await.unwrap().header().unwrap().revision();
+    // A change the watcher cannot have seen (written while the API was down) moves the store
+    // past the watcher's resume revision; compaction then removes the history in between.
+    let obj = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "cm-offline", "namespace": "default", "uid": "offline-1", "creationTimestamp": "2026-01-01T00:00:00Z"}, "data": {"v": "offline"}});
+    let put = ec.put("/kplex/reflector/registry/core/configmaps/default/cm-offline", obj.to_string(), None).await.unwrap();
+    let rev = put.header().unwrap().revision();
     ec.compact(rev, None).await.unwrap();
     tm.restart();
     churner.await.unwrap();
     churn(api.clone(), 4, 300, 3).await;
     wait_exact(&api, &reader).await;
+    assert!(mirror_state(&reader).contains_key("cm-offline"));
     assert!(relists.load(Ordering::SeqCst) >= 2, "the watcher never relisted");
     mirror.abort();
 }

@@ -9,6 +9,7 @@ pub mod meta;
 pub mod openapi;
 pub mod pki;
 pub mod registry;
+pub mod schema;
 pub mod server;
 pub mod storage;
 pub mod validation;

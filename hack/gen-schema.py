@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Generates tenant-master/src/api/protobuf_schema.json, the schema that
-tenant-master/src/api/protobuf.rs uses to turn Kubernetes protobuf request bodies
+"""Generates tenant-master/src/schema.json, the schema of the built-in kinds that
+tenant-master/src/schema.rs loads: tenant-master/src/api/protobuf.rs uses it to turn Kubernetes protobuf request bodies
 (`application/vnd.kubernetes.protobuf`) into the JSON a client would have sent.
 
 Usage (from the repository root; re-runnable, output is deterministic):
 
-    python3 hack/gen-protobuf-schema.py [--pb DIR] [--openapi DIR] [--out FILE]
+    python3 hack/gen-schema.py [--pb DIR] [--openapi DIR] [--out FILE]
 
 Inputs (crate sources in the cargo registry, found under $CARGO_HOME or ~/.cargo
 unless given; `cargo fetch` / building once brings them there):
@@ -24,6 +24,9 @@ Output (one message per line, so diffs stay readable):
 
   {"kinds":    {"apps/v1/deployment": "apps.v1.Deployment", ...},
    "special":  {"meta.v1.Time": "time", ...},
+   "types":    {"meta.v1.LabelSelector": {"st": "atomic"}, ...},
+   "markers":  {"core.v1.PodSpec": {"containers": {"ps": "merge", "pk": "name",
+                                                    "lt": "map", "lk": ["name"]}, ...}, ...},
    "messages": {"apps.v1.Deployment": [[tag, jsonName, type, card], ...], ...}}
 
   * kinds: "<apiVersion>/<lowercased kind>" -> message, for every message of a
@@ -41,6 +44,10 @@ Output (one message per line, so diffs stay readable):
     Quantity, IntOrString, RawExtension / FieldsV1 / apiextensions JSON, the
     JSONSchemaPropsOr* unions, and `+protobuf.nullable=true` list wrappers such as
     ExtraValue that are JSON arrays).
+  * types / markers: the Go comment markers of a type / of a field (by JSON name):
+    ps = +patchStrategy, pk = +patchMergeKey, lt = +listType, lk = +listMapKey
+    (in order), mt = +mapType, st = +structType. Strategic merge patch,
+    server-side apply and the OpenAPI extensions are driven by them.
 
 Whether a zero scalar is a Go pointer cannot be seen in either crate; POINTERS
 below lists the pointer scalar fields (Go `*int32`, `*bool`, `*string`, ...) whose
@@ -320,12 +327,33 @@ def message_type(ty):
     return t
 
 
+MARKER = re.compile(r"^\+(patchStrategy|patchMergeKey|listType|listMapKey|mapType|structType)=(\S+)$")
+MARKER_KEYS = {"patchStrategy": "ps", "patchMergeKey": "pk", "listType": "lt", "listMapKey": "lk",
+               "mapType": "mt", "structType": "st"}
+
+
+def markers(doc):
+    """The `+patchStrategy`, `+patchMergeKey`, `+listType`, `+listMapKey` (repeatable),
+    `+mapType` and `+structType` comment markers of a Go field or type, as carried into
+    k8s-pb's doc comments: what strategic merge patch, server-side apply and the OpenAPI
+    extensions (x-kubernetes-patch-strategy, x-kubernetes-list-type, ...) need."""
+    out = {}
+    for line in doc:
+        if m := MARKER.match(line.strip()):
+            k = MARKER_KEYS[m.group(1)]
+            if k == "lk":
+                out.setdefault("lk", []).append(m.group(2))
+            else:
+                out[k] = m.group(2)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pb", help="k8s-pb crate directory")
     ap.add_argument("--openapi", help="k8s-openapi crate directory")
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out", default=os.path.join(here, "..", "tenant-master", "src", "api", "protobuf_schema.json"))
+    ap.add_argument("--out", default=os.path.join(here, "..", "tenant-master", "src", "schema.json"))
     args = ap.parse_args()
     pb_root = args.pb or find_crate("k8s-pb-0.9.0")
     oa_root = args.openapi or find_crate("k8s-openapi-0.29.0")
@@ -413,6 +441,8 @@ def main():
         return bool(names) and all(c in parent_st["fields"] for c in names)
 
     out_msgs = {}
+    out_markers = {}
+    out_type_markers = {}
     refs = {}
     unmatched = []
     used_pointers = set()
@@ -466,6 +496,10 @@ def main():
                               or "pointer to distinguish" in " ".join(f["doc"])):
                 card = 1
             fields.append([tag, jname, ty, card])
+            if (mk := markers(f["doc"])) and jname:
+                out_markers.setdefault(k, {})[jname] = mk
+        if tm := markers(msg["doc"]):
+            out_type_markers[k] = tm
         out_msgs[k] = fields
         refs[k] = deps
 
@@ -510,7 +544,15 @@ def main():
 
     used_special = {key[k]: special[key[k]] for k in sorted(seen, key=lambda k: key[k]) if key[k] in special}
     lines = ["{", '"kinds": ' + json.dumps(dict(sorted(kinds.items())), separators=(",", ":")) + ",",
-             '"special": ' + json.dumps(used_special, separators=(",", ":")) + ",", '"messages": {']
+             '"special": ' + json.dumps(used_special, separators=(",", ":")) + ",",
+             '"types": ' + json.dumps({key[k]: out_type_markers[k] for k in sorted(seen, key=lambda k: key[k])
+                                       if k in out_type_markers}, separators=(",", ":")) + ",",
+             '"markers": {']
+    mitems = sorted((key[k], out_markers[k]) for k in seen if k in out_markers)
+    for idx, (name, mk) in enumerate(mitems):
+        sep = "," if idx + 1 < len(mitems) else ""
+        lines.append(json.dumps(name) + ":" + json.dumps(mk, separators=(",", ":")) + sep)
+    lines += ["},", '"messages": {']
     items = sorted((key[k], out_msgs[k]) for k in seen)
     for idx, (name, fields) in enumerate(items):
         sep = "," if idx + 1 < len(items) else ""

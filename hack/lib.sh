@@ -11,6 +11,8 @@ ensure_apt_packages() {
   local missing=()
   command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
   command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+  # google/protobuf/any.proto, imported by proto/openapiv2/OpenAPIv2.proto.
+  [ -f /usr/include/google/protobuf/any.proto ] || missing+=(libprotobuf-dev)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"

@@ -8,8 +8,8 @@ use crate::registry::{Registry, ResourceInfo};
 
 const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
-/// The kind, group, version and verbs of a subresource.
-fn subresource(inf: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str, &'static [&'static str]) {
+/// The kind, group, version and verbs of a subresource (discovery and OpenAPI both list them).
+pub fn subresource_kind(inf: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str, &'static [&'static str]) {
     match sub {
         "scale" => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
         "binding" => ("Binding", "", "v1", &["create"]),
@@ -109,7 +109,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         }
         resources.push(r);
         for sub in inf.subresources {
-            let (kind, g, v, verbs) = subresource(inf, sub);
+            let (kind, g, v, verbs) = subresource_kind(inf, sub);
             let mut sr = json!({"name": format!("{}/{sub}", inf.plural), "singularName": "", "namespaced": inf.namespaced, "kind": kind, "verbs": verbs});
             if g != inf.group || v != inf.version {
                 sr["group"] = json!(g);
@@ -144,7 +144,7 @@ pub fn aggregated_list(reg: &Registry, legacy: bool, version: &str) -> Value {
                     .subresources
                     .iter()
                     .map(|sub| {
-                        let (kind, sg, sv, verbs) = subresource(inf, sub);
+                        let (kind, sg, sv, verbs) = subresource_kind(inf, sub);
                         json!({"subresource": sub, "responseKind": {"group": sg, "version": sv, "kind": kind}, "verbs": verbs})
                     })
                     .collect();

@@ -105,7 +105,7 @@ pub async fn serve(st: ApiState, req: Request<Body>, user: Option<User>) -> Resp
         _ => {}
     }
     if p.starts_with("/openapi/") {
-        return crate::openapi::serve(&st, p, &headers);
+        return crate::openapi::serve(&st, &method, p, &q, &headers).await;
     }
     let Some(ap) = parse_path(&path) else {
         return ApiError::not_found_path().into_response();

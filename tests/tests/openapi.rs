@@ -59,6 +59,7 @@ const CONTAINERS: &[&str] = &[
     "    List of containers belonging to the pod. Containers cannot currently be",
     "    A single application container that you want to run within a pod.",
     "FIELDS:\n  args\t<[]string>\n  command\t<[]string>\n  env\t<[]EnvVar>\n    name\t<string> -required-\n    value\t<string>\n    valueFrom\t<EnvVarSource>",
+    "      configMapKeyRef\t<ConfigMapKeySelector>\n        key\t<string> -required-\n        name\t<string>\n        optional\t<boolean>",
     "  image\t<string>",
     "  livenessProbe\t<Probe>",
     "      port\t<IntOrString> -required-",

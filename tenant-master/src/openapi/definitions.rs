@@ -5,7 +5,10 @@
 //!   `x-kubernetes-patch-merge-key`, `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`
 //!   and `x-kubernetes-map-type` (field level, and type level for `+structType=atomic`);
 //! * `x-kubernetes-group-version-kind` on every kind, its list and the meta kinds;
-//! * the `<Kind>List` definitions (k8s-openapi has one generic `List<T>` without a schema);
+//! * the `<Kind>List` definitions (k8s-openapi has one generic `List<T>` without a schema),
+//!   described as upstream describes them;
+//! * `required` as upstream has it: k8s-openapi also requires some `+optional` fields (every
+//!   kind's `metadata`, fields with defaults such as `LocalObjectReference.name`);
 //! * Quantity and IntOrString in their upstream forms (`type: string` in Swagger 2.0, `oneOf`
 //!   in OpenAPI 3.0) instead of k8s-openapi's `x-kubernetes-int-or-string`.
 //!
@@ -21,7 +24,7 @@ use serde_json::{json, Map, Value};
 use super::model::{ref_name, Gvk};
 use crate::api::discovery::subresource_kind;
 use crate::registry::Registry;
-use crate::schema::{Markers, Special, SCHEMA};
+use crate::schema::{Card, Markers, Special, Ty, SCHEMA};
 
 pub const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 pub const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
@@ -72,9 +75,32 @@ const KINDS: &[KindType] = {
     ]
 };
 
-/// Kinds whose Go `metadata` field has no `omitempty`, so upstream lists it as required.
-/// k8s-openapi marks `metadata` required on every kind; everywhere else it is dropped.
-const METADATA_REQUIRED: &[(&str, &str)] = &[("", "Event"), ("events.k8s.io", "Event")];
+/// What upstream's spec says and k8s-openapi does not, from the Go comments in k8s-pb
+/// (`hack/gen-openapi.py` writes it).
+#[derive(serde::Deserialize, Default)]
+struct Upstream {
+    /// Message (as [`SCHEMA`] names it) -> JSON names of its `+optional` fields.
+    optional: HashMap<String, Vec<String>>,
+    /// `<Kind>List` message -> [description of the list, description of `items`].
+    lists: HashMap<String, [String; 2]>,
+}
+
+fn upstream() -> Upstream {
+    serde_json::from_str(include_str!("upstream.json")).unwrap_or_default()
+}
+
+/// Whether `json` of message `msg` (looking through embedded messages) is `+optional`.
+fn is_optional(up: &Upstream, msg: usize, json: &str) -> bool {
+    let m = &SCHEMA.messages[msg];
+    for f in &m.fields {
+        match (f.card, f.ty) {
+            (Card::Inline, Ty::Message(e)) if is_optional(up, e, json) => return true,
+            _ if f.name == json => return up.optional.get(&m.name).is_some_and(|o| o.iter().any(|x| x == json)),
+            _ => {}
+        }
+    }
+    false
+}
 
 /// Where each served kind's definition is, by group, version and kind.
 #[derive(Debug, Default)]
@@ -159,9 +185,10 @@ fn add_markers(o: &mut Map<String, Value>, m: &Markers) {
     }
 }
 
-/// Puts the merge markers of [`SCHEMA`] on every definition and its properties, and returns the
+/// Puts the merge markers of [`SCHEMA`] on every definition and its properties, drops
+/// `+optional` fields from `required`, and returns the
 /// definitions whose JSON form is special (Quantity, IntOrString) by name.
-fn apply_schema(defs: &mut BTreeMap<String, Value>) -> Vec<(String, Special)> {
+fn apply_schema(defs: &mut BTreeMap<String, Value>, up: &Upstream) -> Vec<(String, Special)> {
     let by_key: HashMap<String, usize> = SCHEMA.messages.iter().enumerate().map(|(i, m)| (m.name.to_ascii_lowercase(), i)).collect();
     let mut specials = Vec::new();
     for (name, def) in defs.iter_mut() {
@@ -171,6 +198,12 @@ fn apply_schema(defs: &mut BTreeMap<String, Value>) -> Vec<(String, Special)> {
             specials.push((name.clone(), message.special));
         }
         let Some(o) = def.as_object_mut() else { continue };
+        if let Some(Value::Array(req)) = o.get_mut("required") {
+            req.retain(|r| !r.as_str().is_some_and(|r| is_optional(up, msg, r)));
+            if req.is_empty() {
+                o.remove("required");
+            }
+        }
         if let Some(Value::Object(props)) = o.get_mut("properties") {
             for (field, prop) in props.iter_mut() {
                 if let (Some(f), Some(p)) = (SCHEMA.field(msg, field), prop.as_object_mut()) {
@@ -200,15 +233,19 @@ fn special_forms(def: &Value, special: Special) -> Option<(Value, Value)> {
 }
 
 /// The `<Kind>List` definition of a kind (k8s-openapi has no schema for its generic list).
-fn list_definition(kind_def: &str, kind: &Value, gvk: &Gvk, plural: &str) -> Value {
+fn list_definition(kind_def: &str, kind: &Value, gvk: &Gvk, plural: &str, docs: Option<&[String; 2]>) -> Value {
     let prop = |p: &str| kind.pointer(&format!("/properties/{p}")).cloned().unwrap_or_else(|| json!({"type": "string"}));
+    let (description, items) = match docs {
+        Some([d, i]) => (d.clone(), i.clone()),
+        None => (format!("{}List is a list of {} objects.", gvk.kind, gvk.kind), format!("List of {plural}.")),
+    };
     json!({
-        "description": format!("{}List is a list of {} objects.", gvk.kind, gvk.kind),
+        "description": description,
         "type": "object",
         "properties": {
             "apiVersion": prop("apiVersion"),
             "items": {
-                "description": format!("List of {plural}."),
+                "description": items,
                 "type": "array",
                 "items": {"$ref": format!("#/definitions/{kind_def}")},
             },
@@ -266,33 +303,27 @@ pub fn build(reg: &Registry) -> Definitions {
     }
     let mut defs: BTreeMap<String, Value> = g.take_definitions(true).into_iter().collect();
 
+    let up = upstream();
     let mut v3_overrides = BTreeMap::new();
-    for (name, special) in apply_schema(&mut defs) {
+    for (name, special) in apply_schema(&mut defs, &up) {
         if let Some((v2, v3)) = defs.get(&name).and_then(|d| special_forms(d, special)) {
             defs.insert(name.clone(), v2);
             v3_overrides.insert(name, v3);
         }
     }
 
-    // Kinds: group-version-kind, metadata optional as upstream has it, and their lists.
+    // Kinds: group-version-kind, and their lists.
     for gvk in &served {
-        let Some(name) = names.kind(&gvk.group, &gvk.version, &gvk.kind) else { continue };
-        set_gvk(&mut defs, &name, std::slice::from_ref(gvk));
-        if !METADATA_REQUIRED.contains(&(gvk.group.as_str(), gvk.kind.as_str())) {
-            if let Some(Value::Object(o)) = defs.get_mut(&name) {
-                if let Some(Value::Array(req)) = o.get_mut("required") {
-                    req.retain(|r| r != "metadata");
-                    if req.is_empty() {
-                        o.remove("required");
-                    }
-                }
-            }
+        if let Some(name) = names.kind(&gvk.group, &gvk.version, &gvk.kind) {
+            set_gvk(&mut defs, &name, std::slice::from_ref(gvk));
         }
     }
+    let lists: HashMap<String, &[String; 2]> = up.lists.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     for s in reg.all() {
         let inf = s.info();
         let Some(name) = names.kind(inf.group, inf.version, inf.kind) else { continue };
-        let list = list_definition(&name, &defs[&name], &Gvk::new(inf.group, inf.version, inf.kind), inf.plural);
+        let docs = lists.get(&format!("{}list", message_key(&name))).copied();
+        let list = list_definition(&name, &defs[&name], &Gvk::new(inf.group, inf.version, inf.kind), inf.plural, docs);
         defs.insert(format!("{name}List"), list);
     }
 

@@ -85,6 +85,20 @@ fn metadata_is_required_only_where_upstream_requires_it() {
     assert!(v2_def("io.k8s.api.core.v1.Pod").get("required").is_none());
     assert_eq!(v2_def("io.k8s.api.apps.v1.ControllerRevision")["required"], json!(["revision"]));
     assert!(v2_def("io.k8s.api.core.v1.Event")["required"].as_array().unwrap().contains(&json!("metadata")));
+    // k8s-openapi requires `name` (it has a default); upstream marks it +optional, also where
+    // it is embedded.
+    assert!(v2_def("io.k8s.api.core.v1.LocalObjectReference").get("required").is_none());
+    assert_eq!(v2_def("io.k8s.api.core.v1.ConfigMapKeySelector")["required"], json!(["key"]));
+    assert_eq!(v2_def("io.k8s.api.apps.v1.DeploymentSpec")["required"], json!(["selector", "template"]));
+    assert_eq!(v2_def("io.k8s.api.core.v1.Container")["required"], json!(["name"]));
+}
+
+#[test]
+fn lists_are_described_as_upstream_describes_them() {
+    let l = v2_def("io.k8s.api.apps.v1.DeploymentList");
+    assert_eq!(l["description"], "DeploymentList is a list of Deployments.");
+    assert_eq!(l["properties"]["items"]["description"], "Items is the list of Deployments.");
+    assert_eq!(v2_def("io.k8s.api.core.v1.ConfigMapList")["description"], "ConfigMapList is a resource containing a list of ConfigMap objects.");
 }
 
 /// The parameters of an operation of the v2 document, shared (`$ref`) ones resolved.

@@ -192,6 +192,13 @@ async fn openapi_v3_caching_and_v2_protobuf() {
     assert_eq!(header(&h, "content-type"), "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
     assert_eq!(header(&h, "etag"), etag);
     assert!(pb.len() > 100_000 && pb[0] == 0x0a, "protobuf starts with field 1 (swagger)");
+    // Clients that take gzip (kubectl, client-go) get the stored compressed bytes.
+    let (code, h, gz) = get(&client, "/openapi/v2", &[("accept", "application/json"), ("accept-encoding", "gzip")]).await;
+    assert_eq!(code, 200);
+    assert_eq!(header(&h, "content-encoding"), "gzip");
+    assert!(gz.starts_with(&[0x1f, 0x8b]) && gz.len() < json.len() / 4, "{} of {}", gz.len(), json.len());
+    let (_, h, _) = get(&client, &url, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(header(&h, "content-encoding"), "gzip");
     let (code, _, _) = get(&client, "/openapi/v2", &[("if-none-match", &etag)]).await;
     assert_eq!(code, 304);
     let (code, _, _) = get(&client, "/openapi/v2", &[("accept", "text/html")]).await;

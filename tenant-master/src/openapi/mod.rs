@@ -10,8 +10,8 @@
 //! The documents are derived from k8s-openapi's schemars schemas and the markers of
 //! [`crate::schema`] ([`definitions`]), and from the registry's resources ([`paths`]).
 //! They depend only on the registry, which is the built-in one for every tenant, so each is
-//! built on its first request (off the async workers), kept process-wide as bytes and served
-//! with an ETag (a SHA-512 of the JSON, as upstream) and `304 Not Modified`.
+//! built on its first request (off the async workers), kept process-wide gzip-compressed and
+//! served with an ETag (a SHA-512 of the JSON, as upstream) and `304 Not Modified`.
 
 mod definitions;
 mod model;
@@ -87,22 +87,44 @@ fn server_relative_url(key: &str, etag: &str) -> String {
     format!("/openapi/v3/{key}?hash={etag}")
 }
 
-/// One document as served: its bytes and ETag.
+/// One document as served: gzip-compressed (the documents are megabytes of repetitive JSON;
+/// kubectl and client-go accept gzip, others get it inflated per request) and its ETag, the
+/// hash of the uncompressed bytes.
 pub struct Served {
-    pub body: Bytes,
+    gzip: Bytes,
     pub etag: String,
 }
 
 impl Served {
-    fn new(body: Vec<u8>) -> Served {
+    pub fn new(body: Vec<u8>) -> Served {
+        use std::io::Write;
         let etag = hash(&body);
-        Served { body: Bytes::from(body), etag }
+        let mut z = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 6), flate2::Compression::default());
+        // Writing into a Vec cannot fail.
+        let _ = z.write_all(&body);
+        let mut gzip = z.finish().unwrap_or_default();
+        // Kept for the life of the process: no spare capacity.
+        gzip.shrink_to_fit();
+        Served { gzip: Bytes::from(gzip), etag }
+    }
+
+    /// The uncompressed document.
+    pub fn bytes(&self) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let _ = flate2::read::GzDecoder::new(&self.gzip[..]).read_to_end(&mut out);
+        out
+    }
+
+    /// The body for a client: the stored gzip when it accepts gzip (true), else inflated.
+    fn body(&self, gzip_ok: bool) -> (Bytes, bool) {
+        if gzip_ok { (self.gzip.clone(), true) } else { (Bytes::from(self.bytes()), false) }
     }
 }
 
 struct V2Docs {
     json: Served,
-    proto: OnceLock<Bytes>,
+    proto: OnceLock<Served>,
     modified: String,
 }
 
@@ -124,6 +146,17 @@ async fn off_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// Hands the memory freed after building a document back to the system. Building allocates
+/// tens of MiB of short-lived JSON trees; glibc keeps freed heap pages mapped unless asked,
+/// which would leave every tenant master that served OpenAPI once that much bigger.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's arenas to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 async fn v2_docs(reg: Arc<Registry>) -> Option<&'static V2Docs> {
     if let Some(d) = V2_DOCS.get() {
         return Some(d);
@@ -131,17 +164,26 @@ async fn v2_docs(reg: Arc<Registry>) -> Option<&'static V2Docs> {
     off_workers(move || {
         V2_DOCS.get_or_init(|| {
             let json = v2_json(&spec(&reg));
-            V2Docs { json: Served::new(json), proto: OnceLock::new(), modified: http_date(chrono::Utc::now()) }
+            let d = V2Docs { json: Served::new(json), proto: OnceLock::new(), modified: http_date(chrono::Utc::now()) };
+            release_freed_memory();
+            d
         })
     })
     .await
 }
 
-async fn v2_proto_bytes(d: &'static V2Docs) -> Option<Bytes> {
+async fn v2_proto_doc(d: &'static V2Docs) -> Option<&'static Served> {
     if let Some(p) = d.proto.get() {
-        return Some(p.clone());
+        return Some(p);
     }
-    off_workers(move || d.proto.get_or_init(|| Bytes::from(v2_proto(&d.json.body))).clone()).await
+    off_workers(move || {
+        d.proto.get_or_init(|| {
+            let pb = Served::new(v2_proto(&d.json.bytes()));
+            release_freed_memory();
+            pb
+        })
+    })
+    .await
 }
 
 async fn v3_docs(reg: Arc<Registry>) -> Option<&'static V3Docs> {
@@ -152,6 +194,7 @@ async fn v3_docs(reg: Arc<Registry>) -> Option<&'static V3Docs> {
         V3_DOCS.get_or_init(|| {
             let docs: BTreeMap<String, Served> = v3_json(&spec(&reg)).into_iter().map(|(k, v)| (k, Served::new(v))).collect();
             let index = Served::new(v3_index(&docs));
+            release_freed_memory();
             V3Docs { index, docs, modified: http_date(chrono::Utc::now()) }
         })
     })
@@ -196,6 +239,16 @@ fn negotiate<'a>(headers: &HeaderMap, offered: &[&'a str]) -> Option<&'a str> {
     None
 }
 
+/// Whether the client takes `Content-Encoding: gzip`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|e| {
+        let mut parts = e.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q = parts.filter_map(|p| p.strip_prefix("q=")).find_map(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+    })
+}
+
 /// Whether If-None-Match names `etag` (or is `*`).
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
@@ -204,11 +257,12 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     })
 }
 
-/// A document response: ETag, Vary, Last-Modified, `304` when the client has it already.
-fn document(headers: &HeaderMap, content_type: &str, body: Bytes, etag: &str, modified: &str, extra: &[(header::HeaderName, String)]) -> Response {
+/// A document response: ETag, Vary, Last-Modified, gzip when the client takes it, and `304`
+/// when the client has it already.
+fn document(headers: &HeaderMap, content_type: &str, doc: &Served, modified: &str, extra: &[(header::HeaderName, String)]) -> Response {
     let mut h = HeaderMap::new();
-    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or(HeaderValue::from_static("\"\"")));
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}\"", doc.etag)).unwrap_or(HeaderValue::from_static("\"\"")));
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
     if let Ok(v) = HeaderValue::from_str(modified) {
         h.insert(header::LAST_MODIFIED, v);
     }
@@ -217,11 +271,15 @@ fn document(headers: &HeaderMap, content_type: &str, body: Bytes, etag: &str, mo
             h.insert(k.clone(), v);
         }
     }
-    if not_modified(headers, etag) {
+    if not_modified(headers, &doc.etag) {
         return (StatusCode::NOT_MODIFIED, h).into_response();
     }
     if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(header::CONTENT_TYPE, v);
+    }
+    let (body, gzip) = doc.body(accepts_gzip(headers));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     (StatusCode::OK, h, body).into_response()
 }
@@ -243,10 +301,12 @@ pub async fn serve(st: &ApiState, method: &Method, path: &str, q: &Query, header
         };
         let Some(d) = v2_docs(reg).await else { return unavailable() };
         if ct == "application/json" {
-            return document(headers, ct, d.json.body.clone(), &d.json.etag, &d.modified, &[]);
+            return document(headers, ct, &d.json, &d.modified, &[]);
         }
-        let Some(pb) = v2_proto_bytes(d).await else { return unavailable() };
-        return document(headers, V2_PROTO, pb, &d.json.etag, &d.modified, &[]);
+        let Some(pb) = v2_proto_doc(d).await else { return unavailable() };
+        // Upstream gives both forms the JSON's ETag.
+        let pb = Served { gzip: pb.gzip.clone(), etag: d.json.etag.clone() };
+        return document(headers, V2_PROTO, &pb, &d.modified, &[]);
     }
     let Some(rest) = path.strip_prefix("/openapi/v3") else {
         return ApiError::not_found_path().into_response();
@@ -254,7 +314,7 @@ pub async fn serve(st: &ApiState, method: &Method, path: &str, q: &Query, header
     let Some(d) = v3_docs(reg).await else { return unavailable() };
     let key = rest.trim_start_matches('/');
     if key.is_empty() {
-        return document(headers, "application/json", d.index.body.clone(), &d.index.etag, &d.modified, &[]);
+        return document(headers, "application/json", &d.index, &d.modified, &[]);
     }
     let Some(doc) = d.docs.get(key) else {
         return ApiError::not_found_path().into_response();
@@ -276,5 +336,5 @@ pub async fn serve(st: &ApiState, method: &Method, path: &str, q: &Query, header
         extra.push((header::CACHE_CONTROL, "public, immutable".to_string()));
         extra.push((header::EXPIRES, http_date(chrono::Utc::now() + chrono::Duration::days(365))));
     }
-    document(headers, "application/json", doc.body.clone(), &doc.etag, &d.modified, &extra)
+    document(headers, "application/json", doc, &d.modified, &extra)
 }

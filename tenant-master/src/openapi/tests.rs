@@ -275,11 +275,11 @@ fn v3_index_links_every_document_with_its_hash() {
     let index: Value = serde_json::from_slice(&v3_index(&docs)).unwrap();
     for key in ["api/v1", "apis/apps/v1", "apis/rbac.authorization.k8s.io/v1", "api", "apis", "apis/apps", "version"] {
         let url = index["paths"][key]["serverRelativeURL"].as_str().unwrap_or_else(|| panic!("{key} not in index"));
-        assert_eq!(url, format!("/openapi/v3/{key}?hash={}", hash(&docs[key].body)));
+        assert_eq!(url, format!("/openapi/v3/{key}?hash={}", hash(&docs[key].bytes())));
         assert_eq!(docs[key].etag.len(), 128);
     }
     // The documents (and so the hashes) are the same every time they are built.
-    assert_eq!(v3_json(&spec(&Registry::builtin()))["apis/apps/v1"], docs["apis/apps/v1"].body.to_vec());
+    assert_eq!(v3_json(&spec(&Registry::builtin()))["apis/apps/v1"], docs["apis/apps/v1"].bytes());
 }
 
 #[test]
@@ -347,4 +347,19 @@ fn accept_and_if_none_match() {
     assert!(not_modified(&h(&[("if-none-match", "\"X\", W/\"ABC\"")]), "ABC"));
     assert!(!not_modified(&h(&[("if-none-match", "\"X\"")]), "ABC"));
     assert!(!not_modified(&h(&[]), "ABC"));
+    assert!(accepts_gzip(&h(&[("accept-encoding", "gzip")])));
+    assert!(accepts_gzip(&h(&[("accept-encoding", "br, gzip;q=0.5")])));
+    assert!(!accepts_gzip(&h(&[("accept-encoding", "gzip;q=0, identity")])));
+    assert!(!accepts_gzip(&h(&[])));
+}
+
+#[test]
+fn served_documents_keep_gzip_and_give_back_the_json() {
+    let json = br#"{"openapi":"3.0.0","paths":{}}"#.repeat(100);
+    let d = Served::new(json.clone());
+    assert_eq!(d.etag, hash(&json));
+    assert_eq!(d.bytes(), json);
+    assert!(d.gzip.len() < json.len() / 10, "{} of {}", d.gzip.len(), json.len());
+    assert_eq!(d.body(true), (d.gzip.clone(), true));
+    assert_eq!(d.body(false).0.to_vec(), json);
 }

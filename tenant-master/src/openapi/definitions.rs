@@ -26,6 +26,7 @@ use crate::api::discovery::subresource_kind;
 use crate::registry::Registry;
 use crate::schema::{Card, Markers, Special, Ty, SCHEMA};
 
+/// Definition names of the meta types operations use as bodies and responses.
 pub const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 pub const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
 pub const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";

@@ -14,6 +14,7 @@ pub enum In {
 }
 
 impl In {
+    /// The `in` of the parameter object.
     pub fn as_str(self) -> &'static str {
         match self {
             In::Path => "path",
@@ -42,6 +43,7 @@ pub struct Gvk {
 }
 
 impl Gvk {
+    /// A group, version and kind (`""` is the core group).
     pub fn new(group: &str, version: &str, kind: &str) -> Gvk {
         Gvk { group: group.into(), version: version.into(), kind: kind.into() }
     }
@@ -71,6 +73,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// The status text upstream describes the response with.
     pub fn description(&self) -> &'static str {
         match self.code {
             200 => "OK",
@@ -93,6 +96,7 @@ pub enum Method {
 }
 
 impl Method {
+    /// The key of the operation in a path item.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "get",

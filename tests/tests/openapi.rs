@@ -105,8 +105,24 @@ fn kubectl_explain_validate_and_raw_openapi() {
         let good = BAD_DEPLOYMENT.replace("replicaz", "replicas").replace("        bogus: 1\n", "");
         let ok = kubectl_with(bin, &tm.kubeconfig, &["apply", "--validate=strict", "-f", "-"], Some(&good));
         assert!(ok.ok, "{bin}: {ok:?}");
+        // The object exists now: kubectl sends a strategic merge patch, also checked.
+        let bad = kubectl_with(bin, &tm.kubeconfig, &["apply", "--validate=strict", "-f", "-"], Some(BAD_DEPLOYMENT));
+        assert!(!bad.ok && bad.stderr.contains(r#"unknown field "spec.replicaz""#), "{bin}: {bad:?}");
         assert!(tm.kubectl(&["delete", "deployment", "strict"]).ok);
     }
+
+    // The Swagger 2.0 document through kubectl's own protobuf decoding (gnostic).
+    let cache = tempfile::tempdir().unwrap();
+    let v2 = explain(&kubectl, &tm, cache.path(), &["deployment.spec.strategy", "--output=plaintext-openapiv2"]);
+    assert_contains(
+        &v2.stdout,
+        &[
+            "KIND:     Deployment\nVERSION:  apps/v1\n\nRESOURCE: strategy <Object>",
+            "     The deployment strategy to use to replace existing pods with new ones.\n\n     DeploymentStrategy describes how to replace existing pods with new ones.",
+            "   rollingUpdate\t<Object>",
+            "   type\t<string>",
+        ],
+    );
 
     // kubectl get --raw /openapi/v2 | head -c 300
     let raw = tm.kubectl(&["get", "--raw", "/openapi/v2"]);

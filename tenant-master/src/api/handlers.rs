@@ -222,7 +222,6 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
         }
         ("", Method::PATCH) | ("status", Method::PATCH) => {
             let typ = PatchType::from_headers(headers)?;
-            super::fieldvalidation::check_patch(q, &inf, typ, &body)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };

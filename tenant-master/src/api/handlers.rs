@@ -158,7 +158,6 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
             }
             Method::POST => {
                 let obj = decode_body(headers, &body)?;
-                super::fieldvalidation::check(q, &inf, &obj)?;
                 let mut wo = write_opts(q)?;
                 wo.field_manager = default_manager(headers, q);
                 let created = store.create(sd, ns, obj, &wo).await?;
@@ -196,7 +195,6 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
         }
         ("", Method::PUT) | ("status", Method::PUT) | ("finalize", Method::PUT) => {
             let obj = decode_body(headers, &body)?;
-            super::fieldvalidation::check(q, &inf, &obj)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };

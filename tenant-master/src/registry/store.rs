@@ -465,8 +465,13 @@ impl Store {
         }
     }
 
-    /// Releases pending allocations once the written object is visible in the cache.
+    /// Releases pending allocations (a Service's ClusterIPs and NodePorts) once the written
+    /// object is visible in the cache, where the allocators see it as taken. Other kinds
+    /// hold no allocations and return at once: read-your-writes is kept by `note_write`.
     async fn after_write_await(&self, obj: &Value, rev: Option<i64>) {
+        if obj["kind"] != "Service" {
+            return;
+        }
         if let Some(rev) = rev {
             self.caches.wait_for(rev, Duration::from_secs(5)).await;
         }

@@ -155,6 +155,13 @@ impl ApiError {
         e.details.as_mut().unwrap()["causes"] = Value::Array(causes);
         e
     }
+    /// 422 as apimachinery's `NewGenericServerResponse` builds it: a fixed message, the
+    /// server's own text as the one cause (used for patches that cannot be applied).
+    pub fn unprocessable_server_response(msg: impl Into<String>) -> Self {
+        let mut e = Self::new(422, "Invalid", "the server rejected our request due to an error in our request");
+        e.details = Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": msg.into()}]}));
+        e
+    }
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", msg)
     }
@@ -201,6 +208,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // An error that is no API status upstream (reason Unknown) has no reason on the wire.
+        if self.reason.is_empty() {
+            s.as_object_mut().unwrap().shift_remove("reason");
+        }
         if let Some(d) = &self.details {
             if d.as_object().map(|o| !o.is_empty()).unwrap_or(false) {
                 s["details"] = d.clone();

@@ -1,6 +1,7 @@
 //! The Kubernetes HTTP API of a tenant master.
 
 pub mod discovery;
+pub mod gofmt;
 pub mod handlers;
 pub mod managed;
 pub mod patch;

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info, persistentvolumeclaims};
+use super::{common, info, persistentvolumeclaims, podspec, workload};
 use crate::api::status::FieldError;
 use crate::registry::scale::ScalePaths;
 use crate::registry::{Column, ResourceInfo, Strategy};
@@ -50,11 +50,12 @@ impl Strategy for StatefulSets {
         }
         common::default_field(spec, "replicas", json!(1));
         common::default_field(spec, "revisionHistoryLimit", json!(10));
-        common::default_pod_template(&mut spec["template"]);
+        podspec::default_pod_template(&mut spec["template"]);
         let templates = spec.get_mut("volumeClaimTemplates").and_then(|t| t.as_array_mut());
         for pvc in templates.into_iter().flatten().filter(|p| p.is_object()) {
             common::default_field(pvc, "apiVersion", json!("v1"));
             common::default_field(pvc, "kind", json!("PersistentVolumeClaim"));
+            podspec::defaults::default_embedded_metadata(pvc);
             persistentvolumeclaims::default_claim(pvc);
         }
     }
@@ -62,7 +63,7 @@ impl Strategy for StatefulSets {
         o["status"] = json!({"replicas": 0, "availableReplicas": 0});
     }
     fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {
-        common::validate_workload(o, errs, "statefulset");
+        // ValidateStatefulSetSpec, in its order.
         let spec = &o["spec"];
         match spec["podManagementPolicy"].as_str().unwrap_or("") {
             "OrderedReady" | "Parallel" => {}
@@ -71,7 +72,16 @@ impl Strategy for StatefulSets {
         }
         let us = &spec["updateStrategy"];
         match us["type"].as_str().unwrap_or("") {
-            "RollingUpdate" => common::non_negative(&us["rollingUpdate"]["partition"], "spec.updateStrategy.rollingUpdate.partition", errs),
+            "RollingUpdate" => {
+                let ru = &us["rollingUpdate"];
+                common::non_negative(&ru["partition"], "spec.updateStrategy.rollingUpdate.partition", errs);
+                if !ru["maxUnavailable"].is_null() {
+                    workload::validate_int_or_percent(&ru["maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable", true, errs);
+                    if workload::int_or_percent_value(&ru["maxUnavailable"]) == 0 {
+                        errs.push(FieldError::invalid_rendered("spec.updateStrategy.rollingUpdate.maxUnavailable", workload::go_int_or_string(&ru["maxUnavailable"]), "must be greater than 0"));
+                    }
+                }
+            }
             "OnDelete" => {
                 if !us["rollingUpdate"].is_null() {
                     errs.push(FieldError::invalid("spec.updateStrategy.rollingUpdate", us["rollingUpdate"].clone(), "only allowed for updateStrategy 'RollingUpdate'"));
@@ -84,7 +94,27 @@ impl Strategy for StatefulSets {
             let p = format!("spec.persistentVolumeClaimRetentionPolicy.{f}");
             common::one_of(&spec["persistentVolumeClaimRetentionPolicy"][f], &p, &["Retain", "Delete"], errs);
         }
+        common::non_negative(&spec["replicas"], "spec.replicas", errs);
+        common::non_negative(&spec["minReadySeconds"], "spec.minReadySeconds", errs);
         common::non_negative(&spec["ordinals"]["start"], "spec.ordinals.start", errs);
+        workload::required_selector(&spec["selector"], "spec.selector", "statefulset", errs);
+        match workload::Selector::of(&spec["selector"]) {
+            None => errs.push(FieldError::invalid_rendered("spec.selector", crate::api::gofmt::label_selector(&spec["selector"]), "")),
+            Some(sel) => {
+                let t = &spec["template"];
+                if !sel.is_empty() && !sel.matches(&t["metadata"]["labels"]) {
+                    errs.push(workload::labels_mismatch(t, "spec.template"));
+                }
+                podspec::validate_template(t, "spec.template", errs);
+            }
+        }
+        let rp = &spec["template"]["spec"]["restartPolicy"];
+        if rp.as_str() != Some("Always") {
+            errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp.clone(), &["Always"]));
+        }
+        if !spec["template"]["spec"]["activeDeadlineSeconds"].is_null() {
+            errs.push(FieldError::forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in StatefulSet is not Supported"));
+        }
         for (i, pvc) in spec["volumeClaimTemplates"].as_array().into_iter().flatten().enumerate() {
             let name = pvc["metadata"]["name"].as_str().unwrap_or("");
             if name.is_empty() {

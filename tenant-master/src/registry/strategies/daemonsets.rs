@@ -27,11 +27,6 @@ fn set_template_generation(o: &mut Value, g: i64) {
     o["metadata"]["annotations"][TEMPLATE_GENERATION] = json!(g.to_string());
 }
 
-/// Whether an IntOrString is zero (`0` or `0%`).
-fn is_zero(v: &Value) -> bool {
-    v.as_i64() == Some(0) || v.as_str().map(|s| s.trim_end_matches('%') == "0").unwrap_or(false)
-}
-
 impl Strategy for DaemonSets {
     fn info(&self) -> &ResourceInfo {
         &INFO
@@ -85,8 +80,8 @@ impl Strategy for DaemonSets {
         if rp.as_str() != Some("Always") {
             errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp.clone(), &["Always"]));
         }
-        if let Some(d) = t["spec"]["activeDeadlineSeconds"].as_i64() {
-            errs.push(FieldError::invalid("spec.template.spec.activeDeadlineSeconds", d, "activeDeadlineSeconds in DaemonSet is not Supported"));
+        if !t["spec"]["activeDeadlineSeconds"].is_null() {
+            errs.push(FieldError::forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in DaemonSet is not Supported"));
         }
         common::non_negative(&spec["minReadySeconds"], "spec.minReadySeconds", errs);
         let us = &spec["updateStrategy"];
@@ -97,11 +92,17 @@ impl Strategy for DaemonSets {
                 if ru.is_null() {
                     errs.push(FieldError::required("spec.updateStrategy.rollingUpdate", ""));
                 } else {
+                    // ValidateRollingUpdateDaemonSet: exactly one of the two is non-zero.
                     let (mu, ms) = (&ru["maxUnavailable"], &ru["maxSurge"]);
-                    workload::validate_int_or_percent(mu, "spec.updateStrategy.rollingUpdate.maxUnavailable", true, errs);
-                    workload::validate_int_or_percent(ms, "spec.updateStrategy.rollingUpdate.maxSurge", true, errs);
-                    if is_zero(mu) && is_zero(ms) {
-                        errs.push(FieldError::invalid_rendered("spec.updateStrategy.rollingUpdate.maxUnavailable", workload::go_int_or_string(mu), "may not be 0 when `maxSurge` is 0"));
+                    let (pu, ps) = ("spec.updateStrategy.rollingUpdate.maxUnavailable", "spec.updateStrategy.rollingUpdate.maxSurge");
+                    workload::validate_int_or_percent(mu, pu, false, errs);
+                    workload::validate_int_or_percent(ms, ps, false, errs);
+                    workload::not_more_than_100_percent(mu, pu, errs);
+                    workload::not_more_than_100_percent(ms, ps, errs);
+                    match (workload::int_or_percent_value(mu) != 0, workload::int_or_percent_value(ms) != 0) {
+                        (true, true) => errs.push(FieldError::invalid_rendered(ps, workload::go_int_or_string(ms), "may not be set when maxUnavailable is non-zero")),
+                        (false, false) => errs.push(FieldError::required(pu, "cannot be 0 when maxSurge is 0")),
+                        _ => {}
                     }
                 }
             }

@@ -55,9 +55,7 @@ fn validate_strategy(st: &Value, errs: &mut Vec<FieldError>) {
             if workload::int_or_percent_value(mu) == 0 && workload::int_or_percent_value(ms) == 0 {
                 errs.push(FieldError::invalid_rendered("spec.strategy.rollingUpdate.maxUnavailable", workload::go_int_or_string(mu), "may not be 0 when `maxSurge` is 0"));
             }
-            if mu.as_str().map(|s| s.ends_with('%')).unwrap_or(false) && workload::int_or_percent_value(mu) > 100 {
-                errs.push(FieldError::invalid_rendered("spec.strategy.rollingUpdate.maxUnavailable", workload::go_int_or_string(mu), "must not be greater than 100%"));
-            }
+            workload::not_more_than_100_percent(mu, "spec.strategy.rollingUpdate.maxUnavailable", errs);
         }
         _ => errs.push(FieldError::not_supported("spec.strategy", st.clone(), &["Recreate", "RollingUpdate"])),
     }

@@ -15,11 +15,13 @@ const INFO: ResourceInfo = ResourceInfo {
     short_names: &["sts"],
     categories: &["all"],
     subresources: &["status", "scale"],
+    // ValidateStatefulSetName: a DNS label, as pod names and hostnames derive from it.
+    name_rule: crate::validation::NameRule::Label,
     ..info("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true)
 };
 
 /// Spec fields an update may change (ValidateStatefulSetUpdate).
-const MUTABLE: &[&str] = &["replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
+const MUTABLE: &[&str] = &["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
 
 impl Strategy for StatefulSets {
     fn info(&self) -> &ResourceInfo {
@@ -76,10 +78,12 @@ impl Strategy for StatefulSets {
                 let ru = &us["rollingUpdate"];
                 common::non_negative(&ru["partition"], "spec.updateStrategy.rollingUpdate.partition", errs);
                 if !ru["maxUnavailable"].is_null() {
-                    workload::validate_int_or_percent(&ru["maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable", true, errs);
-                    if workload::int_or_percent_value(&ru["maxUnavailable"]) == 0 {
-                        errs.push(FieldError::invalid_rendered("spec.updateStrategy.rollingUpdate.maxUnavailable", workload::go_int_or_string(&ru["maxUnavailable"]), "must be greater than 0"));
+                    let (mu, p) = (&ru["maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable");
+                    workload::validate_int_or_percent(mu, p, false, errs);
+                    if workload::int_or_percent_value(mu) == 0 {
+                        errs.push(FieldError::invalid_rendered(p, workload::go_int_or_string(mu), "cannot be 0"));
                     }
+                    workload::not_more_than_100_percent(mu, p, errs);
                 }
             }
             "OnDelete" => {
@@ -101,11 +105,14 @@ impl Strategy for StatefulSets {
         match workload::Selector::of(&spec["selector"]) {
             None => errs.push(FieldError::invalid_rendered("spec.selector", crate::api::gofmt::label_selector(&spec["selector"]), "")),
             Some(sel) => {
+                // ValidatePodTemplateSpecForStatefulSet checks labels and annotations only: the
+                // pod spec's mounts refer to volumeClaimTemplates, which the pod validation
+                // would not know (upstream leaves it as a TODO).
                 let t = &spec["template"];
                 if !sel.is_empty() && !sel.matches(&t["metadata"]["labels"]) {
                     errs.push(workload::labels_mismatch(t, "spec.template"));
                 }
-                podspec::validate_template(t, "spec.template", errs);
+                podspec::validation::validate_labels(&t["metadata"]["labels"], "spec.template.labels", errs);
             }
         }
         let rp = &spec["template"]["spec"]["restartPolicy"];
@@ -135,7 +142,7 @@ impl Strategy for StatefulSets {
         if strip(new) != strip(old) {
             errs.push(FieldError::forbidden(
                 "spec",
-                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
             ));
         }
     }

@@ -141,6 +141,14 @@ pub fn int_or_percent_value(v: &Value) -> i64 {
     }
 }
 
+/// `IsNotMoreThan100Percent`: only a valid percentage above 100 is refused.
+pub fn not_more_than_100_percent(v: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let valid_percent = v.as_str().and_then(|s| s.strip_suffix('%')).map(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())).unwrap_or(false);
+    if valid_percent && int_or_percent_value(v) > 100 {
+        errs.push(FieldError::invalid_rendered(path, go_int_or_string(v), "must not be greater than 100%"));
+    }
+}
+
 /// `ValidatePositiveIntOrPercent` then, when `max_100`, `IsNotMoreThan100Percent`.
 pub fn validate_int_or_percent(v: &Value, path: &str, max_100: bool, errs: &mut Vec<FieldError>) {
     match v {

@@ -108,9 +108,14 @@ pub fn pull_policy(image: &str) -> &'static str {
     }
 }
 
-/// `SetDefaults_HTTPGetAction`.
-fn default_http_get(h: &mut Value) {
-    if h.is_object() {
+/// The object at `key`, without inserting anything when it is absent (unlike `IndexMut`).
+fn child<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    v.get_mut(key).filter(|x| x.is_object())
+}
+
+/// `SetDefaults_HTTPGetAction` on the handler's `httpGet`, when it has one.
+fn default_http_get(handler: &mut Value) {
+    if let Some(h) = child(handler, "httpGet") {
         default_string(h, "path", "/");
         default_string(h, "scheme", "HTTP");
     }
@@ -125,9 +130,9 @@ fn default_probe(p: &mut Value) {
     default_nonzero(p, "periodSeconds", 10);
     default_nonzero(p, "successThreshold", 1);
     default_nonzero(p, "failureThreshold", 3);
-    default_http_get(&mut p["httpGet"]);
-    if p["grpc"].is_object() {
-        default_field(&mut p["grpc"], "service", json!(""));
+    default_http_get(p);
+    if let Some(g) = child(p, "grpc") {
+        default_field(g, "service", json!(""));
     }
 }
 
@@ -155,12 +160,14 @@ fn default_container(c: &mut Value) {
         }
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        default_probe(&mut c[probe]);
+        if let Some(p) = child(c, probe) {
+            default_probe(p);
+        }
     }
-    if c["lifecycle"].is_object() {
+    if let Some(l) = child(c, "lifecycle") {
         for hook in ["postStart", "preStop"] {
-            if c["lifecycle"][hook].is_object() {
-                default_http_get(&mut c["lifecycle"][hook]["httpGet"]);
+            if let Some(h) = child(l, hook) {
+                default_http_get(h);
             }
         }
     }
@@ -208,7 +215,7 @@ pub fn default_claim_spec(spec: &mut Value) {
 
 /// The defaults of one volume (`SetDefaults_Volume` and each source's defaulter).
 fn default_volume(v: &mut Value) {
-    if !super::validation::VOLUME_SOURCES.iter().any(|s| !v[*s].is_null()) {
+    if !super::volumes::VOLUME_SOURCES.iter().any(|s| !v[*s].is_null()) {
         v["emptyDir"] = json!({});
     }
     if v["hostPath"].is_object() {
@@ -405,6 +412,8 @@ mod tests {
         assert_eq!(t["spec"]["containers"][0]["imagePullPolicy"], "Never");
         assert_eq!(t["spec"]["containers"][0]["resources"], json!({}));
         assert!(t["spec"].get("volumes").is_none() && t["spec"]["containers"][0].get("ports").is_none());
+        let c = t["spec"]["containers"][0].as_object().unwrap();
+        assert!(c.values().all(|v| !v.is_null()), "{c:?}");
         let mut missing = Value::Null;
         default_pod_template(&mut missing);
         assert_eq!(missing["spec"]["restartPolicy"], "Always");

@@ -5,6 +5,7 @@
 pub mod defaults;
 pub mod update;
 pub mod validation;
+pub mod volumes;
 
 pub use defaults::{default_pod_only, default_pod_spec, default_pod_template, pull_policy};
 pub use validation::{validate_pod_spec, validate_template, Owner};

@@ -140,3 +140,39 @@ impl Strategy for Deployments {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(o: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        Deployments.validate(o, &mut errs);
+        errs.iter().map(|e| format!("{}: {}", e.field, e.body())).collect()
+    }
+
+    #[test]
+    fn validation_follows_validate_deployment_spec() {
+        let mut o = json!({"metadata": {"name": "web"}, "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+        Deployments.default(&mut o);
+        assert_eq!(errors(&o), [
+            "spec.selector: Required value",
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`",
+        ]);
+        o["spec"]["selector"] = json!({"matchLabels": {"app": "web"}});
+        assert!(errors(&o).is_empty());
+        o["spec"]["strategy"]["rollingUpdate"] = json!({"maxUnavailable": 0, "maxSurge": "0%"});
+        o["spec"]["progressDeadlineSeconds"] = json!(5);
+        o["spec"]["minReadySeconds"] = json!(10);
+        assert_eq!(errors(&o), [
+            "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}: may not be 0 when `maxSurge` is 0",
+            "spec.progressDeadlineSeconds: Invalid value: 5: must be greater than minReadySeconds",
+        ]);
+        let mut new = o.clone();
+        new["spec"]["selector"]["matchLabels"]["app"] = json!("api");
+        let mut errs = Vec::new();
+        Deployments.validate_update(&new, &o, &mut errs);
+        assert_eq!(errs[0].body(), "Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"api\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable");
+    }
+}

@@ -386,3 +386,39 @@ impl Strategy for Services {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_defaults_follow_set_defaults_service() {
+        let mut o = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "sessionAffinity": "ClientIP",
+            "ports": [{"port": 80, "targetPort": ""}, {"name": "b", "port": 81, "targetPort": "http"}]}});
+        Services.default(&mut o);
+        let s = &o["spec"];
+        assert_eq!(s["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
+        assert_eq!((s["ports"][0]["targetPort"].clone(), s["ports"][1]["targetPort"].clone()), (json!(80), json!("http")));
+        assert_eq!((s["externalTrafficPolicy"].clone(), s["internalTrafficPolicy"].clone()), (json!("Cluster"), json!("Cluster")));
+        let mut o = json!({"spec": {"type": "ExternalName", "externalName": "x.example.com", "sessionAffinityConfig": {"clientIP": {}}}});
+        Services.default(&mut o);
+        assert!(o["spec"].get("internalTrafficPolicy").is_none() && o["spec"].get("externalTrafficPolicy").is_none());
+        assert!(o["spec"].get("sessionAffinityConfig").is_none());
+    }
+
+    #[test]
+    fn updates_keep_allocated_ips_and_refuse_changes() {
+        let old = json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80, "protocol": "TCP"}]}});
+        let mut new = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP"}]}});
+        Services.prepare_for_update(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+        let mut errs = Vec::new();
+        Services.validate_update(&new, &old, &mut errs);
+        assert!(errs.is_empty());
+        let mut moved = old.clone();
+        moved["spec"]["clusterIP"] = json!("10.96.0.11");
+        Services.prepare_for_update(&mut moved, &old);
+        Services.validate_update(&moved, &old, &mut errs);
+        assert_eq!(format!("{}: {}", errs[0].field, errs[0].body()), "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set");
+    }
+}

@@ -257,28 +257,47 @@ impl Strategy for Services {
         if t == "ExternalName" && spec["externalName"].as_str().unwrap_or("").is_empty() {
             errs.push(FieldError::required("spec.externalName", ""));
         }
+        // validateServicePort, port by port.
         let mut names = Vec::new();
         for (i, p) in ports.iter().enumerate() {
-            let port = p["port"].as_i64().unwrap_or(0);
-            if !(1..=65535).contains(&port) {
-                errs.push(FieldError::invalid(format!("spec.ports[{i}].port"), p["port"].clone(), "must be between 1 and 65535, inclusive"));
-            }
+            let pp = format!("spec.ports[{i}]");
             let name = p["name"].as_str().unwrap_or("");
             if ports.len() > 1 && name.is_empty() {
-                errs.push(FieldError::required(format!("spec.ports[{i}].name"), ""));
-            }
-            if !name.is_empty() {
-                if names.contains(&name) {
-                    errs.push(FieldError::duplicate(format!("spec.ports[{i}].name"), name));
+                errs.push(FieldError::required(format!("{pp}.name"), ""));
+            } else if !name.is_empty() {
+                for e in crate::validation::dns1123_label_errors(name) {
+                    errs.push(FieldError::invalid(format!("{pp}.name"), name, e));
                 }
-                names.push(name);
+                if names.contains(&name) {
+                    errs.push(FieldError::duplicate(format!("{pp}.name"), name));
+                } else {
+                    names.push(name);
+                }
             }
-            let proto = p["protocol"].as_str().unwrap_or("TCP");
-            if !["TCP", "UDP", "SCTP"].contains(&proto) {
-                errs.push(FieldError::not_supported(format!("spec.ports[{i}].protocol"), proto, &["SCTP", "TCP", "UDP"]));
+            let port = p["port"].as_i64().unwrap_or(0);
+            if !(1..=65535).contains(&port) {
+                errs.push(FieldError::invalid(format!("{pp}.port"), port, "must be between 1 and 65535, inclusive"));
+            }
+            match p["protocol"].as_str().unwrap_or("") {
+                "" => errs.push(FieldError::required(format!("{pp}.protocol"), "")),
+                "TCP" | "UDP" | "SCTP" => {}
+                proto => errs.push(FieldError::not_supported(format!("{pp}.protocol"), proto, &["SCTP", "TCP", "UDP"])),
+            }
+            match &p["targetPort"] {
+                Value::String(n) => {
+                    for e in common::port_name_errors(n) {
+                        errs.push(FieldError::invalid(format!("{pp}.targetPort"), n.as_str(), e));
+                    }
+                }
+                t => {
+                    let n = t.as_i64().unwrap_or(0);
+                    if !(1..=65535).contains(&n) {
+                        errs.push(FieldError::invalid(format!("{pp}.targetPort"), n, "must be between 1 and 65535, inclusive"));
+                    }
+                }
             }
             if p["nodePort"].is_number() && !needs_node_ports(spec) {
-                errs.push(FieldError::forbidden(format!("spec.ports[{i}].nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                errs.push(FieldError::forbidden(format!("{pp}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
             }
         }
         if let Some(sel) = spec["selector"].as_object() {
@@ -404,6 +423,21 @@ mod tests {
         Services.default(&mut o);
         assert!(o["spec"].get("internalTrafficPolicy").is_none() && o["spec"].get("externalTrafficPolicy").is_none());
         assert!(o["spec"].get("sessionAffinityConfig").is_none());
+    }
+
+    #[test]
+    fn ports_are_validated_as_validate_service_port() {
+        let mut o = json!({"spec": {"selector": {"app": "a"}, "ports": [{"name": "web", "port": 80}, {"name": "web", "port": 70000, "targetPort": "Bad"}, {"port": 81}]}});
+        Services.default(&mut o);
+        let mut errs = Vec::new();
+        Services.validate(&o, &mut errs);
+        let got: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.field, e.body())).collect();
+        assert_eq!(got, [
+            "spec.ports[1].name: Duplicate value: \"web\"",
+            "spec.ports[1].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            "spec.ports[1].targetPort: Invalid value: \"Bad\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            "spec.ports[2].name: Required value",
+        ]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod fieldvalidation;
+pub mod gofmt;
 pub mod handlers;
 pub mod managed;
 pub mod patch;

@@ -370,6 +370,9 @@ impl Store {
         let mut errs: Vec<FieldError> = Vec::new();
         crate::validation::validate_object_meta(obj, inf.namespaced, inf.name_rule, &mut errs);
         s.validate(obj, &mut errs);
+        if old.is_none() {
+            s.validate_create(obj, &mut errs);
+        }
         if let Some(old) = old {
             if obj["metadata"]["name"] != old["metadata"]["name"] {
                 errs.push(FieldError::invalid("metadata.name", obj["metadata"]["name"].clone(), "field is immutable"));

@@ -201,6 +201,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            // StatusReasonUnknown: upstream leaves it out.
+            s.as_object_mut().unwrap().remove("reason");
+        }
         if let Some(d) = &self.details {
             if d.as_object().map(|o| !o.is_empty()).unwrap_or(false) {
                 s["details"] = d.clone();

@@ -208,6 +208,37 @@ async fn kube_crate_apply_and_errors() {
     let kube::Error::Api(s) = err else { panic!() };
     assert_eq!(s.message, r#"Apply failed with 1 conflict: conflict with "mgr3" using v1: .data.color"#);
 
+    // managedFields sent in an update are taken as given; a single empty entry resets them.
+    let mut obj = api.get("cfg").await.unwrap();
+    obj.metadata.managed_fields = Some(vec![Default::default()]);
+    let reset = api.replace("cfg", &Default::default(), &obj).await.unwrap();
+    assert!(reset.metadata.managed_fields.is_none(), "{:?}", reset.metadata.managed_fields);
+    // Untracked since: an apply first hands everything to "before-first-apply".
+    let err = api.patch("cfg", &PatchParams::apply("mgr4"), &Patch::Apply(cm("pink"))).await.unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert_eq!(s.message, r#"Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.color"#);
+
+    // Apply through /status owns status fields only, recorded with the subresource.
+    use k8s_openapi::api::apps::v1::Deployment;
+    let deps: Api<Deployment> = Api::namespaced(tm.client().await, "default");
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    let created = deps.patch("d", &PatchParams::apply("deployer"), &Patch::Apply(dep.clone())).await.unwrap();
+    assert!(created.metadata.resource_version.is_some());
+    let st = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "status": {"replicas": 1, "observedGeneration": 1}});
+    let d = deps.patch_status("d", &PatchParams::apply("ctrl"), &Patch::Apply(st)).await.unwrap();
+    assert_eq!(d.status.as_ref().unwrap().replicas, Some(1));
+    let e = d.metadata.managed_fields.unwrap().into_iter().find(|e| e.manager.as_deref() == Some("ctrl")).unwrap();
+    assert_eq!((e.operation.as_deref(), e.subresource.as_deref()), (Some("Apply"), Some("status")));
+    assert_eq!(e.fields_v1.unwrap().0, json!({"f:status": {"f:observedGeneration": {}, "f:replicas": {}}}));
+    // Status in an apply to the main resource is not owned (the endpoint resets it).
+    let mut with_status = dep.clone();
+    with_status["status"] = json!({"replicas": 7});
+    let d = deps.patch("d", &PatchParams::apply("deployer"), &Patch::Apply(with_status)).await.unwrap();
+    assert_eq!(d.status.unwrap().replicas, Some(1));
+    let e = d.metadata.managed_fields.unwrap().into_iter().find(|e| e.manager.as_deref() == Some("deployer")).unwrap();
+    assert!(e.fields_v1.unwrap().0.get("f:status").is_none());
+
     // Apply without a field manager, with a body for another kind or name: upstream's errors.
     let client = tm.client().await;
     let send = |path: &'static str, body: Value| {

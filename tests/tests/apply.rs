@@ -71,6 +71,21 @@ fn kubectl_server_side_apply_like_kube_apiserver() {
     assert!(out.ok && out.stdout.contains("serverside-applied"), "{out:?}");
     assert_eq!(get(&tm, &["deploy", "web"])["metadata"]["resourceVersion"], rv.as_str());
 
+    // A manifest from `kubectl create --dry-run=client -o yaml` (nulls, empty structs) applies
+    // and re-applies; the template's null creationTimestamp is owned, as upstream. (Its top-level
+    // `creationTimestamp: null` counts as a change, so upstream rewrites the entry's time when a
+    // new second has begun: the resourceVersion is not compared here.)
+    let gen = tm.kubectl(&["-n", "shop", "create", "deployment", "gen", "--image=nginx", "--dry-run=client", "-o", "yaml"]);
+    assert!(gen.ok && gen.stdout.contains("creationTimestamp: null"), "{gen:?}");
+    assert!(apply(&tm, &gen.stdout, &[]).ok);
+    let g = get(&tm, &["deploy", "gen"]);
+    let gfv = &entry(&g, "kubectl", "").unwrap()["fieldsV1"];
+    assert_eq!(gfv["f:spec"]["f:template"]["f:metadata"]["f:creationTimestamp"], json!({}));
+    assert!(gfv["f:metadata"].get("f:creationTimestamp").is_none());
+    assert!(apply(&tm, &gen.stdout, &[]).ok);
+    let g2 = get(&tm, &["deploy", "gen"]);
+    assert_eq!((&g2["spec"], &g2["metadata"]["creationTimestamp"]), (&g["spec"], &g["metadata"]["creationTimestamp"]));
+
     // A second manager that disagrees on replicas conflicts.
     let out = apply(&tm, &deployment(3, false, false), &["--field-manager=other"]);
     assert!(!out.ok, "{out:?}");

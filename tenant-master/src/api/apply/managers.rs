@@ -284,6 +284,10 @@ pub enum Applied {
 /// does (unless another manager owns it), then takes ownership of the configured fields; fields
 /// that change and that other managers own conflict unless `force`.
 pub fn apply(managed: &mut Managed, live: &Value, config: &Value, id: &ManagerId, force: bool, ctx: &Ctx) -> Result<Applied, ApplyError> {
+    // Nulls mean "not set" in a typed object: compare and merge without them.
+    let mut live_n = live.clone();
+    strip_nulls(&mut live_n);
+    let live = &live_n;
     let merged = merge(Some(live), Some(config), ctx.tr).map_err(|e| ApplyError::Other(format!("failed to merge config: {e}")))?;
     let mut merged = merged.unwrap_or_else(|| json!({}));
     let last = managed.fields.get(id).cloned();
@@ -447,6 +451,17 @@ mod tests {
         let Applied::Changed(obj3) = apply(&mut m, &obj2, &cfg, &b, false, &ctx(&none)).unwrap() else { panic!() };
         assert!(obj3["spec"].get("replicas").is_none(), "{obj3}");
         assert_eq!(obj3["spec"]["template"]["spec"]["containers"][0]["image"], "i1");
+    }
+
+    #[test]
+    fn nulls_in_the_live_object_are_no_change() {
+        let none = Set::new();
+        let mut m = Managed::default();
+        let a = ManagerId::new("a", Operation::Apply, "", "");
+        let mut live = dep(1, "i");
+        live["spec"]["template"]["metadata"] = json!({"creationTimestamp": null});
+        apply(&mut m, &json!({}), &dep(1, "i"), &a, false, &ctx(&none)).unwrap();
+        assert!(matches!(apply(&mut m, &live, &dep(1, "i"), &a, false, &ctx(&none)).unwrap(), Applied::Unchanged));
     }
 
     #[test]

@@ -43,6 +43,19 @@ fn kubectl_server_side_apply_like_kube_apiserver() {
     let dir = tempfile::tempdir().unwrap();
     let tm = TenantMaster::start(&etcd, "apply-e2e", dir.path(), &[]);
     assert!(tm.kubectl(&["create", "namespace", "shop"]).ok);
+    let ns: Value = serde_json::from_str(&tm.kubectl(&["get", "ns", "shop", "-o", "json", "--show-managed-fields"]).stdout).unwrap();
+    let e = &ns["metadata"]["managedFields"][0];
+    assert_eq!((e["manager"].as_str(), e["operation"].as_str(), e["apiVersion"].as_str()), (Some("kubectl-create"), Some("Update"), Some("v1")));
+    assert_eq!(e["fieldsV1"]["f:metadata"], json!({"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}}));
+    // The creator owns what it sent and what defaulting added, not what the strategy sets on
+    // create (a job's generated selector and labels), as kube-apiserver records it.
+    assert!(tm.kubectl(&["-n", "shop", "create", "job", "once", "--image=busybox"]).ok);
+    let job = get(&tm, &["job", "once"]);
+    assert!(job["spec"]["selector"].is_object() && job["spec"]["template"]["metadata"]["labels"].is_object(), "{job}");
+    let e = entry(&job, "kubectl-create", "").unwrap();
+    assert!(e["fieldsV1"]["f:spec"].get("f:selector").is_none(), "{e}");
+    assert!(e["fieldsV1"]["f:spec"]["f:template"]["f:metadata"].get("f:labels").is_none(), "{e}");
+    assert_eq!(e["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"once\"}"]["f:image"], json!({}));
 
     // Apply creates the object; the Apply entry holds exactly the applied fields.
     let out = apply(&tm, &deployment(2, false, false), &[]);

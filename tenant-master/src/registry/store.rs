@@ -435,12 +435,14 @@ impl Store {
         let generated = md.get("name").and_then(|n| n.as_str()).unwrap_or("").is_empty()
             && md.get("generateName").and_then(|n| n.as_str()).map(|g| !g.is_empty()).unwrap_or(false);
         s.default(&mut obj);
-        s.prepare_for_create(&mut obj);
+        // Recorded before the strategy's own changes (status reset, generated selectors,
+        // finalizers), which no manager owns, as upstream runs its field manager first.
         if !o.managed_by_caller {
             if let Some(m) = &o.field_manager {
                 crate::api::apply::track_update(&mut obj, None, m, o.subresource, inf);
             }
         }
+        s.prepare_for_create(&mut obj);
         let generate_name = obj["metadata"]["generateName"].as_str().unwrap_or("").to_string();
         let mut attempts = 0;
         loop {
@@ -575,12 +577,13 @@ impl Store {
             new["kind"] = json!(inf.kind);
             new["apiVersion"] = json!(inf.api_version());
             let applied = o.managed_by_caller.then(|| new["metadata"].get("managedFields").cloned());
-            self.merge_system_fields(s, &mut new, &old, part);
-            match applied {
+            // managedFields: kept as server-side apply computed them, or an Update recorded
+            // after defaulting and before the strategy's own changes.
+            let mut track = |new: &mut Value| match &applied {
                 Some(mf) => {
-                    let md = meta::metadata_mut(&mut new);
+                    let md = meta::metadata_mut(new);
                     match mf {
-                        Some(mf) => md.insert("managedFields".into(), mf),
+                        Some(mf) => md.insert("managedFields".into(), mf.clone()),
                         None => md.remove("managedFields"),
                     };
                 }
@@ -591,10 +594,11 @@ impl Store {
                             Part::Finalize => "finalize",
                             Part::Main => o.subresource,
                         };
-                        crate::api::apply::track_update(&mut new, Some(&old), m, sub, inf);
+                        crate::api::apply::track_update(new, Some(&old), m, sub, inf);
                     }
                 }
-            }
+            };
+            self.merge_system_fields(s, &mut new, &old, part, &mut track);
             if same_object(&new, &old) {
                 return Ok(old);
             }
@@ -630,12 +634,15 @@ impl Store {
 
     /// Keeps what clients cannot change: identity, timestamps, generation, and the half of the
     /// object the addressed part does not own.
-    fn merge_system_fields(&self, s: &dyn Strategy, new: &mut Value, old: &Value, part: Part) {
+    ///
+    /// `track` records managedFields: after defaulting, before `prepare_for_update`.
+    fn merge_system_fields(&self, s: &dyn Strategy, new: &mut Value, old: &Value, part: Part, track: &mut dyn FnMut(&mut Value)) {
         let inf = s.info();
         if part == Part::Finalize {
             let f = new["spec"]["finalizers"].clone();
             *new = old.clone();
             new["spec"]["finalizers"] = f;
+            track(new);
             return;
         }
         if part == Part::Status {
@@ -650,6 +657,7 @@ impl Store {
                     }
                 }
             }
+            track(new);
             return;
         }
         {
@@ -684,6 +692,7 @@ impl Store {
             }
         }
         s.default(new);
+        track(new);
         s.prepare_for_update(new, old);
         if s.tracks_generation() && new.get("spec") != old.get("spec") {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;

@@ -82,6 +82,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_served_kind_has_a_schema() {
+        for s in crate::registry::Registry::builtin().all() {
+            let inf = s.info();
+            assert!(SCHEMA.kind(&inf.api_version(), inf.kind).is_some(), "{} {}", inf.api_version(), inf.kind);
+            assert!(zero_object(&inf.api_version(), inf.kind)["metadata"].is_object());
+        }
+    }
+
+    #[test]
     fn deployment_zero_value() {
         let z = zero_object("apps/v1", "Deployment");
         assert_eq!(z["metadata"], json!({"creationTimestamp": null}));

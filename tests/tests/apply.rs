@@ -267,6 +267,21 @@ async fn kube_crate_apply_and_errors() {
     let e = d.metadata.managed_fields.unwrap().into_iter().find(|e| e.manager.as_deref() == Some("deployer")).unwrap();
     assert!(e.fields_v1.unwrap().0.get("f:status").is_none());
 
+    // Apply through /scale owns the parent's spec.replicas, recorded with subresource scale.
+    let sc = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "d"}, "spec": {"replicas": 3}});
+    let scaled = deps.patch_scale("d", &PatchParams::apply("autoscaler"), &Patch::Apply(sc)).await.unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(3));
+    let d = deps.get("d").await.unwrap();
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
+    let e = d.metadata.managed_fields.unwrap().into_iter().find(|e| e.manager.as_deref() == Some("autoscaler")).unwrap();
+    assert_eq!((e.operation.as_deref(), e.subresource.as_deref(), e.api_version.as_deref()), (Some("Apply"), Some("scale"), Some("apps/v1")));
+    assert_eq!(e.fields_v1.unwrap().0, json!({"f:spec": {"f:replicas": {}}}));
+    let mut more = dep.clone();
+    more["spec"]["replicas"] = json!(5);
+    let err = deps.patch("d", &PatchParams::apply("deployer"), &Patch::Apply(more)).await.unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert_eq!(s.message, r#"Apply failed with 1 conflict: conflict with "autoscaler" with subresource "scale": .spec.replicas"#);
+
     // Apply without a field manager, with a body for another kind or name: upstream's errors.
     let client = tm.client().await;
     let send = |path: &'static str, body: Value| {

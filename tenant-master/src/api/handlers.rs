@@ -335,6 +335,13 @@ async fn scale_handler(
             wo.field_manager = default_manager(headers, q);
             wo.subresource = "scale";
             let typ = if m == Method::PATCH { Some(PatchType::from_headers(headers)?) } else { None };
+            if let Some(t) = typ {
+                let force = super::apply::patch_options(t == PatchType::Apply, q)?;
+                if t == PatchType::Apply {
+                    let res = super::apply::apply_scale(store, s, ns, name, headers, body, &wo, force).await?;
+                    return Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)));
+                }
+            }
             let put_body = if typ.is_none() { Some(decode_body(headers, body)?) } else { None };
             let res = store
                 .guaranteed_update(s, ns, name, Part::Main, &wo, false, |cur| {

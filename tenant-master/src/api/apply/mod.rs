@@ -292,6 +292,63 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     Ok(result)
 }
 
+/// Decodes an apply request body (YAML or JSON) into an object; CBOR is not served (415).
+fn decode_config(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.split(';').next().unwrap_or("").trim() == "application/apply-patch+cbor" {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
+        ));
+    }
+    let config: Value = serde_yaml_ng::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    match config {
+        Value::Object(_) => Ok(config),
+        Value::Null => Ok(json!({})),
+        other => Err(ApiError::bad_request(format!("error decoding YAML: cannot unmarshal {other} into an object"))),
+    }
+}
+
+/// Runs an apply inside the store's read-modify-write. Returns the stored object and whether it
+/// was created (only the main resource creates; subresources answer 404).
+#[allow(clippy::too_many_arguments)]
+async fn run_apply(
+    store: &Store,
+    s: &dyn Strategy,
+    ns: &str,
+    name: &str,
+    part: Part,
+    wo: &WriteOpts,
+    config: &Value,
+    subresource: &str,
+    force: bool,
+) -> ApiResult<(Value, bool)> {
+    let inf = s.info();
+    let manager = wo.field_manager.clone().unwrap_or_default();
+    let req = ApplyReq { inf, config, manager: &manager, force, subresource, ns, name };
+    let mut wo = wo.clone();
+    wo.managed_by_caller = true;
+    let mut created = false;
+    let res = store
+        .guaranteed_update(s, ns, name, part, &wo, false, |cur| {
+            if cur.is_none() && (part != Part::Main || !subresource.is_empty()) {
+                return Err(ApiError::not_found(inf.group, inf.plural, name));
+            }
+            created = cur.is_none();
+            let out = apply_to(cur, &req)?;
+            if let Some(cur) = cur {
+                let rv = meta::resource_version(&out);
+                if !rv.is_empty() && rv != meta::resource_version(cur) {
+                    return Err(ApiError::stale(inf.group, inf.plural, name));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok((res, created))
+}
+
 /// PATCH with `application/apply-patch+yaml`: applies the configuration in `body` for the
 /// field manager of `wo`, creating the object when it does not exist (the main resource only).
 /// Returns the stored object and whether it was created.
@@ -307,47 +364,52 @@ pub async fn apply_patch(
     wo: &WriteOpts,
     force: bool,
 ) -> ApiResult<(Value, bool)> {
-    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ct.split(';').next().unwrap_or("").trim() == "application/apply-patch+cbor" {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
-        ));
+    let config = decode_config(headers, body)?;
+    let subresource = if part == Part::Status { "status" } else { "" };
+    run_apply(store, s, ns, name, part, wo, &config, subresource, force).await
+}
+
+/// The parent configuration an applied `autoscaling/v1` Scale stands for: its `spec.replicas`
+/// at the parent's `spec.replicas`, as upstream's ScaleHandler maps the managed fields.
+fn scale_to_parent(scale: &Value, inf: &ResourceInfo) -> ApiResult<Value> {
+    let (av, kind) = (scale["apiVersion"].as_str().unwrap_or(""), scale["kind"].as_str().unwrap_or(""));
+    if av != "autoscaling/v1" || kind != "Scale" {
+        return Err(ApiError::bad_request(format!("invalid object type: {}", gvk_string(av, kind))));
     }
-    let config: Value = serde_yaml_ng::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-    let config = match config {
-        Value::Object(_) => config,
-        Value::Null => json!({}),
-        other => return Err(ApiError::bad_request(format!("error decoding YAML: cannot unmarshal {other} into an object"))),
-    };
-    let inf = s.info();
-    let subresource = match part {
-        Part::Status => "status",
-        _ => "",
-    };
-    let manager = wo.field_manager.clone().unwrap_or_default();
-    let req = ApplyReq { inf, config: &config, manager: &manager, force, subresource, ns, name };
-    let mut wo = wo.clone();
-    wo.managed_by_caller = true;
-    let mut created = false;
-    let res = store
-        .guaranteed_update(s, ns, name, part, &wo, false, |cur| {
-            if cur.is_none() && part != Part::Main {
-                return Err(ApiError::not_found(inf.group, inf.plural, name));
-            }
-            created = cur.is_none();
-            let out = apply_to(cur, &req)?;
-            if let Some(cur) = cur {
-                let rv = meta::resource_version(&out);
-                if !rv.is_empty() && rv != meta::resource_version(cur) {
-                    return Err(ApiError::stale(inf.group, inf.plural, name));
-                }
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok((res, created))
+    if !scale["metadata"]["managedFields"].is_null() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    let mut errs = Vec::new();
+    typed::validate(scale, typed::for_kind(av, kind), &mut Vec::new(), &mut errs);
+    if !errs.is_empty() {
+        return Err(internal(format!("failed to create typed patch object (/{}; {}): {}", meta::name(scale), gvk_string(av, kind), errs.join("\n"))));
+    }
+    let mut md = json!({"name": scale["metadata"]["name"]});
+    if let Some(ns) = scale["metadata"]["namespace"].as_str() {
+        md["namespace"] = json!(ns);
+    }
+    let mut parent = json!({"apiVersion": inf.api_version(), "kind": inf.kind, "metadata": md});
+    if let Some(r) = scale["spec"].get("replicas") {
+        parent["spec"] = json!({"replicas": r});
+    }
+    Ok(parent)
+}
+
+/// PATCH of `/scale` with an applied Scale: applied to the parent's `spec.replicas` and recorded
+/// with subresource `scale`. Returns the parent as stored.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_scale(
+    store: &Store,
+    s: &dyn Strategy,
+    ns: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    wo: &WriteOpts,
+    force: bool,
+) -> ApiResult<Value> {
+    let parent = scale_to_parent(&decode_config(headers, body)?, s.info())?;
+    Ok(run_apply(store, s, ns, name, Part::Main, wo, &parent, "scale", force).await?.0)
 }
 
 #[cfg(test)]

@@ -271,7 +271,8 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
     }
 }
 
-/// PATCH with retry on conflicts (unless the patch pins a resourceVersion).
+/// PATCH with retry on conflicts (unless the patch pins a resourceVersion). Server-side apply
+/// goes through [`super::apply::apply_patch`] instead.
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     st: &ApiState,
@@ -286,9 +287,6 @@ pub async fn patch(
 ) -> ApiResult<Value> {
     let inf = s.info();
     let builtin = true;
-    if typ == PatchType::Apply {
-        return super::patch::apply_patch(typ, &Value::Null, body, builtin);
-    }
     let _ = q;
     let mut pinned = false;
     let res = st

@@ -293,6 +293,7 @@ pub struct Set {
 }
 
 impl Set {
+    /// The empty set.
     pub fn new() -> Set {
         Set::default()
     }
@@ -306,6 +307,7 @@ impl Set {
         s
     }
 
+    /// Whether the set holds no path.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty() && self.children.is_empty()
     }
@@ -321,6 +323,7 @@ impl Set {
         }
     }
 
+    /// Whether `path` is in the set.
     pub fn has(&self, path: &[PathElement]) -> bool {
         match path {
             [] => false,
@@ -354,6 +357,7 @@ impl Set {
         Set { members, children: children.into_iter().filter(|(_, c)| !c.is_empty()).collect() }
     }
 
+    /// Paths in either set.
     pub fn union(&self, o: &Set) -> Set {
         let mut out = self.clone();
         out.members.extend(o.members.iter().cloned());
@@ -368,6 +372,7 @@ impl Set {
         out
     }
 
+    /// Paths in both sets.
     pub fn intersection(&self, o: &Set) -> Set {
         let members = self.members.intersection(&o.members).cloned().collect();
         let children = self

@@ -14,11 +14,14 @@ use super::typed::TypeRef;
 /// `Apply` or `Update`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operation {
+    /// Server-side apply.
     Apply,
+    /// Any other write (create, update, patch).
     Update,
 }
 
 impl Operation {
+    /// The wire form, `Apply` or `Update`.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Apply => "Apply",
@@ -32,9 +35,13 @@ impl Operation {
 /// entry whatever version it applies with.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ManagerId {
+    /// The field manager's name.
     pub manager: String,
+    /// Apply or Update.
     pub operation: Operation,
+    /// The apiVersion written through (empty for appliers).
     pub api_version: String,
+    /// The subresource written through (`status`, `scale`, ...), empty for the main resource.
     pub subresource: String,
 }
 
@@ -66,15 +73,20 @@ impl ManagerId {
 /// The fields one manager owns, at an apiVersion.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VersionedSet {
+    /// The owned fields.
     pub set: Set,
+    /// The apiVersion the paths are in.
     pub api_version: String,
+    /// Whether the owner applied them (an Apply entry).
     pub applied: bool,
 }
 
 /// All managers of an object with the time of their last change.
 #[derive(Clone, Debug, Default)]
 pub struct Managed {
+    /// What each manager owns.
     pub fields: BTreeMap<ManagerId, VersionedSet>,
+    /// When each manager last changed the object (RFC 3339), if known.
     pub times: BTreeMap<ManagerId, Option<String>>,
 }
 
@@ -267,7 +279,9 @@ pub fn cap_updaters(managed: &mut Managed, max: usize) {
 /// Fields another manager owns that an apply would change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conflict {
+    /// Who owns the field.
     pub manager: ManagerId,
+    /// The field.
     pub path: Path,
 }
 
@@ -347,7 +361,9 @@ fn prune(merged: &Value, managed: &Managed, last: &VersionedSet, tr: TypeRef) ->
 /// Why an apply failed.
 #[derive(Debug)]
 pub enum ApplyError {
+    /// Fields other managers own would change (and the apply was not forced).
     Conflicts(Vec<Conflict>),
+    /// Anything else (a list item without a valid key, ...).
     Other(String),
 }
 

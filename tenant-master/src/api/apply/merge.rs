@@ -47,12 +47,16 @@ fn field_set(v: &Value, tr: TypeRef, path: &mut Vec<PathElement>, out: &mut Set)
 /// What changed between two values (upstream `typed.Comparison`).
 #[derive(Debug, Default, Clone)]
 pub struct Comparison {
+    /// Fields only the right-hand side has.
     pub added: Set,
+    /// Fields both have with different values.
     pub modified: Set,
+    /// Fields only the left-hand side has.
     pub removed: Set,
 }
 
 impl Comparison {
+    /// Whether nothing changed.
     pub fn is_same(&self) -> bool {
         self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
     }

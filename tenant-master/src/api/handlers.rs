@@ -56,17 +56,24 @@ fn write_opts(q: &Query) -> ApiResult<WriteOpts> {
             return Err(ApiError::invalid("", "", "", &[super::status::FieldError::too_long("fieldManager", 128)]));
         }
     }
-    Ok(WriteOpts { dry_run: q.dry_run()?, field_manager: fm })
+    Ok(WriteOpts { dry_run: q.dry_run()?, field_manager: fm, ..Default::default() })
 }
 
-/// The field manager upstream derives from the User-Agent when none is given.
+/// The field manager: `fieldManager`, else what upstream derives from the User-Agent (the part
+/// before the first `/`, printable characters only, at most 128 bytes; "unknown" when empty).
 fn default_manager(headers: &HeaderMap, q: &Query) -> Option<String> {
-    if let Some(m) = q.get("fieldManager") {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
         return Some(m.to_string());
     }
     let ua = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let prefix = ua.split('/').next().unwrap_or("").trim();
-    if prefix.is_empty() { None } else { Some(prefix.chars().take(128).collect()) }
+    let mut prefix = String::new();
+    for c in ua.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()) {
+        if prefix.len() + c.len_utf8() > 128 {
+            break;
+        }
+        prefix.push(c);
+    }
+    Some(prefix)
 }
 
 fn list_opts(q: &Query) -> ApiResult<ListOpts> {
@@ -218,11 +225,18 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
         }
         ("", Method::PATCH) | ("status", Method::PATCH) => {
             let typ = PatchType::from_headers(headers)?;
+            let force = super::apply::patch_options(typ == PatchType::Apply, q)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };
-            let (res, warnings) = patch(st, sd, ns, name, typ, &body, part, &wo, q).await?;
-            Ok(with_warnings(render_object(sd, &res, out, q, StatusCode::OK), &warnings))
+            let (res, created, warnings) = if typ == PatchType::Apply {
+                let (r, c) = super::apply::apply_patch(store, sd, ns, name, headers, &body, part, &wo, force).await?;
+                (r, c, Vec::new())
+            } else {
+                let (r, w) = patch(st, sd, ns, name, typ, &body, part, &wo, q).await?;
+                (r, false, w)
+            };
+            Ok(with_warnings(render_object(sd, &res, out, q, if created { StatusCode::CREATED } else { StatusCode::OK }), &warnings))
         }
         ("", Method::DELETE) => {
             let d = delete_opts(q, &body)?;
@@ -258,7 +272,8 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
 }
 
 /// PATCH with retry on conflicts (unless the patch pins a resourceVersion). Returns the
-/// patched object and the field validation warnings.
+/// patched object and the field validation warnings. Server-side apply goes through
+/// [`super::apply::apply_patch`] instead.
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     st: &ApiState,
@@ -273,9 +288,6 @@ pub async fn patch(
 ) -> ApiResult<(Value, Vec<String>)> {
     let inf = s.info();
     let builtin = true;
-    if typ == PatchType::Apply {
-        return super::patch::apply_patch(typ, &Value::Null, body, builtin).map(|v| (v, Vec::new()));
-    }
     let directive = Directive::parse(q.get("fieldValidation"))?;
     let mut warnings = Vec::new();
     let mut pinned = false;
@@ -323,7 +335,15 @@ async fn scale_handler(
         Method::PUT | Method::PATCH => {
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
+            wo.subresource = "scale";
             let typ = if m == Method::PATCH { Some(PatchType::from_headers(headers)?) } else { None };
+            if let Some(t) = typ {
+                let force = super::apply::patch_options(t == PatchType::Apply, q)?;
+                if t == PatchType::Apply {
+                    let res = super::apply::apply_scale(store, s, ns, name, headers, body, &wo, force).await?;
+                    return Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)));
+                }
+            }
             let put_body = if typ.is_none() { Some(decode_body(headers, body)?) } else { None };
             let res = store
                 .guaranteed_update(s, ns, name, Part::Main, &wo, false, |cur| {

@@ -11,7 +11,7 @@ async fn ensure(store: &Store, group: &str, version: &str, plural: &str, ns: &st
     if store.get_cached(s.as_ref(), ns, &name).is_some() {
         return Ok(());
     }
-    match store.create(s.as_ref(), ns, obj, &WriteOpts { dry_run: false, field_manager: Some("kube-apiserver".into()) }).await {
+    match store.create(s.as_ref(), ns, obj, &WriteOpts { dry_run: false, field_manager: Some("kube-apiserver".into()), ..Default::default() }).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),
         Err(e) => Err(anyhow::anyhow!("creating {plural}/{name}: {e}")),

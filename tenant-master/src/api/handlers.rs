@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::fieldvalidation::{check_body, check_patched, with_warnings, Directive};
 use super::patch::{apply_patch, PatchType};
 use super::request::{decode_body, negotiate, Output, Query, Target};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -48,29 +49,31 @@ fn render_object(s: &dyn Strategy, obj: &Value, out: Output, q: &Query, code: St
 }
 
 fn write_opts(q: &Query) -> ApiResult<WriteOpts> {
-    let fv = q.get("fieldValidation").unwrap_or("");
-    if !["", "Ignore", "Warn", "Strict"].contains(&fv) {
-        return Err(ApiError::bad_request(format!(
-            "fieldValidation: Invalid value: {fv:?}: fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\""
-        )));
-    }
+    Directive::parse(q.get("fieldValidation"))?;
     let fm = q.get("fieldManager").map(String::from);
     if let Some(m) = &fm {
         if m.len() > 128 {
             return Err(ApiError::invalid("", "", "", &[super::status::FieldError::too_long("fieldManager", 128)]));
         }
     }
-    Ok(WriteOpts { dry_run: q.dry_run()?, field_manager: fm })
+    Ok(WriteOpts { dry_run: q.dry_run()?, field_manager: fm, ..Default::default() })
 }
 
-/// The field manager upstream derives from the User-Agent when none is given.
+/// The field manager: `fieldManager`, else what upstream derives from the User-Agent (the part
+/// before the first `/`, printable characters only, at most 128 bytes; "unknown" when empty).
 fn default_manager(headers: &HeaderMap, q: &Query) -> Option<String> {
-    if let Some(m) = q.get("fieldManager") {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
         return Some(m.to_string());
     }
     let ua = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let prefix = ua.split('/').next().unwrap_or("").trim();
-    if prefix.is_empty() { None } else { Some(prefix.chars().take(128).collect()) }
+    let mut prefix = String::new();
+    for c in ua.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()) {
+        if prefix.len() + c.len_utf8() > 128 {
+            break;
+        }
+        prefix.push(c);
+    }
+    Some(prefix)
 }
 
 fn list_opts(q: &Query) -> ApiResult<ListOpts> {
@@ -157,11 +160,12 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 Ok(render_list(sd, page, out, q))
             }
             Method::POST => {
-                let obj = decode_body(headers, &body)?;
+                let mut obj = decode_body(headers, &body)?;
                 let mut wo = write_opts(q)?;
                 wo.field_manager = default_manager(headers, q);
+                let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
                 let created = store.create(sd, ns, obj, &wo).await?;
-                Ok(render_object(sd, &created, out, q, StatusCode::CREATED))
+                Ok(with_warnings(render_object(sd, &created, out, q, StatusCode::CREATED), &warnings))
             }
             Method::DELETE => {
                 let lo = list_opts(q)?;
@@ -194,7 +198,8 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
             Ok(render_object(sd, &obj.value(), out, q, StatusCode::OK))
         }
         ("", Method::PUT) | ("status", Method::PUT) | ("finalize", Method::PUT) => {
-            let obj = decode_body(headers, &body)?;
+            let mut obj = decode_body(headers, &body)?;
+            let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };
@@ -216,15 +221,22 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
             } else {
                 store.update(sd, ns, name, obj, part, &wo).await?
             };
-            Ok(render_object(sd, &res, out, q, if created { StatusCode::CREATED } else { StatusCode::OK }))
+            Ok(with_warnings(render_object(sd, &res, out, q, if created { StatusCode::CREATED } else { StatusCode::OK }), &warnings))
         }
         ("", Method::PATCH) | ("status", Method::PATCH) => {
             let typ = PatchType::from_headers(headers)?;
+            let force = super::apply::patch_options(typ == PatchType::Apply, q)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };
-            let res = patch(st, sd, ns, name, typ, &body, part, &wo, q).await?;
-            Ok(render_object(sd, &res, out, q, StatusCode::OK))
+            let (res, created, warnings) = if typ == PatchType::Apply {
+                let (r, c) = super::apply::apply_patch(store, sd, ns, name, headers, &body, part, &wo, force).await?;
+                (r, c, Vec::new())
+            } else {
+                let (r, w) = patch(st, sd, ns, name, typ, &body, part, &wo, q).await?;
+                (r, false, w)
+            };
+            Ok(with_warnings(render_object(sd, &res, out, q, if created { StatusCode::CREATED } else { StatusCode::OK }), &warnings))
         }
         ("", Method::DELETE) => {
             let d = delete_opts(q, &body)?;
@@ -259,7 +271,9 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
     }
 }
 
-/// PATCH with retry on conflicts (unless the patch pins a resourceVersion).
+/// PATCH with retry on conflicts (unless the patch pins a resourceVersion). Returns the
+/// patched object and the field validation warnings. Server-side apply goes through
+/// [`super::apply::apply_patch`] instead.
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     st: &ApiState,
@@ -271,19 +285,19 @@ pub async fn patch(
     part: Part,
     wo: &WriteOpts,
     q: &Query,
-) -> ApiResult<Value> {
+) -> ApiResult<(Value, Vec<String>)> {
     let inf = s.info();
     let builtin = true;
-    if typ == PatchType::Apply {
-        return super::patch::apply_patch(typ, &Value::Null, body, builtin);
-    }
-    let _ = q;
+    let directive = Directive::parse(q.get("fieldValidation"))?;
+    let mut warnings = Vec::new();
     let mut pinned = false;
     let res = st
         .store
         .guaranteed_update(s, ns, name, part, wo, false, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?;
-            let patched = apply_patch(typ, cur, body, builtin)?;
+            let mut patched = apply_patch(typ, cur, body, builtin)?;
+            let dup_source = if typ == PatchType::Json { None } else { Some(body) };
+            warnings = check_patched(dup_source, &mut patched, directive)?;
             let prv = meta::resource_version(&patched);
             if !prv.is_empty() && prv != meta::resource_version(cur) {
                 pinned = true;
@@ -296,7 +310,7 @@ pub async fn patch(
         })
         .await;
     let _ = pinned;
-    res
+    res.map(|v| (v, warnings))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -321,7 +335,15 @@ async fn scale_handler(
         Method::PUT | Method::PATCH => {
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
+            wo.subresource = "scale";
             let typ = if m == Method::PATCH { Some(PatchType::from_headers(headers)?) } else { None };
+            if let Some(t) = typ {
+                let force = super::apply::patch_options(t == PatchType::Apply, q)?;
+                if t == PatchType::Apply {
+                    let res = super::apply::apply_scale(store, s, ns, name, headers, body, &wo, force).await?;
+                    return Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)));
+                }
+            }
             let put_body = if typ.is_none() { Some(decode_body(headers, body)?) } else { None };
             let res = store
                 .guaranteed_update(s, ns, name, Part::Main, &wo, false, |cur| {

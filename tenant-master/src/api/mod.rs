@@ -1,8 +1,10 @@
 //! The Kubernetes HTTP API of a tenant master.
 
+pub mod apply;
 pub mod discovery;
+pub mod fieldvalidation;
+pub mod gofmt;
 pub mod handlers;
-pub mod managed;
 pub mod patch;
 pub mod protobuf;
 pub mod request;

@@ -32,34 +32,38 @@ impl PatchType {
 }
 
 /// Applies `body` of `typ` to `current`. Server-side apply is handled by the caller.
+/// `strategic` says whether the kind has a Go schema (built-in kinds); custom resources do not
+/// accept strategic merge patches.
 pub fn apply_patch(typ: PatchType, current: &Value, body: &[u8], strategic: bool) -> Result<Value, ApiError> {
     match typ {
         PatchType::Json => {
             let p: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             let mut out = current.clone();
-            json_patch::patch(&mut out, &p).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
-            })?;
+            json_patch::patch(&mut out, &p).map_err(|e| ApiError::unprocessable_server_response(e.to_string()))?;
             Ok(out)
         }
-        PatchType::Merge | PatchType::Strategic => {
+        PatchType::Strategic if !strategic => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        )),
+        PatchType::Strategic => {
+            // Upstream decodes the body into a Go map and answers 400 when that fails.
+            let p: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let av = current["apiVersion"].as_str().unwrap_or("");
+            let kind = current["kind"].as_str().unwrap_or("");
+            Ok(super::strategic::strategic_merge_patch(current, &p, av, kind)?)
+        }
+        PatchType::Merge => {
             let p: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             if !p.is_object() {
                 return Err(ApiError::bad_request("error decoding patch: a merge patch must be a JSON object"));
             }
-            if typ == PatchType::Strategic && strategic {
-                let av = current["apiVersion"].as_str().unwrap_or("");
-                let kind = current["kind"].as_str().unwrap_or("");
-                super::strategic::strategic_merge_patch(current, &p, av, kind).map_err(ApiError::bad_request)
-            } else if typ == PatchType::Strategic {
-                Err(ApiError::new(415, "UnsupportedMediaType", "strategic merge patch is not supported for this resource: use a merge patch"))
-            } else {
-                let mut out = current.clone();
-                json_patch::merge(&mut out, &p);
-                Ok(out)
-            }
+            let mut out = current.clone();
+            json_patch::merge(&mut out, &p);
+            Ok(out)
         }
         PatchType::Apply => Err(ApiError::new(415, "UnsupportedMediaType", "server-side apply is not supported yet")),
     }

@@ -22,11 +22,23 @@ pub enum FieldErrorKind {
     Duplicate(Value),
     NotSupported(Value, Vec<String>),
     TooMany,
+    /// A reference to something that does not exist (`field.NotFound`).
+    NotFound(Value),
+    /// An invalid value already written the way Go's `%#v` prints the typed value upstream
+    /// reports (maps, slices, structs such as `v1.LabelSelector{...}`).
+    InvalidRendered(String),
 }
 
 impl FieldError {
     pub fn invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
         FieldError { field: field.into(), kind: FieldErrorKind::Invalid(value.into()), detail: detail.into() }
+    }
+    /// An invalid value whose text is given as upstream prints it (see [`crate::api::gofmt`]).
+    pub fn invalid_rendered(field: impl Into<String>, rendered: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::InvalidRendered(rendered.into()), detail: detail.into() }
+    }
+    pub fn not_found(field: impl Into<String>, value: impl Into<Value>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::NotFound(value.into()), detail: String::new() }
     }
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError { field: field.into(), kind: FieldErrorKind::Required, detail: detail.into() }
@@ -50,13 +62,14 @@ impl FieldError {
 
     fn reason(&self) -> &'static str {
         match self.kind {
-            FieldErrorKind::Invalid(_) => "FieldValueInvalid",
+            FieldErrorKind::Invalid(_) | FieldErrorKind::InvalidRendered(_) => "FieldValueInvalid",
             FieldErrorKind::Required => "FieldValueRequired",
             FieldErrorKind::Forbidden => "FieldValueForbidden",
             FieldErrorKind::TooLong(_) => "FieldValueTooLong",
             FieldErrorKind::Duplicate(_) => "FieldValueDuplicate",
             FieldErrorKind::NotSupported(..) => "FieldValueNotSupported",
             FieldErrorKind::TooMany => "FieldValueTooMany",
+            FieldErrorKind::NotFound(_) => "FieldValueNotFound",
         }
     }
 
@@ -65,6 +78,7 @@ impl FieldError {
         let with = |head: String| if self.detail.is_empty() { head } else { format!("{head}: {}", self.detail) };
         match &self.kind {
             FieldErrorKind::Invalid(v) => with(format!("Invalid value: {}", render_value(v))),
+            FieldErrorKind::InvalidRendered(r) => with(format!("Invalid value: {r}")),
             FieldErrorKind::Required => with("Required value".into()),
             FieldErrorKind::Forbidden => with("Forbidden".into()),
             FieldErrorKind::TooLong(max) => format!("Too long: may not be more than {max} bytes"),
@@ -74,13 +88,14 @@ impl FieldError {
                 format!("Unsupported value: {}: supported values: {}", render_value(v), quoted.join(", "))
             }
             FieldErrorKind::TooMany => with("Too many".into()),
+            FieldErrorKind::NotFound(v) => with(format!("Not found: {}", render_value(v))),
         }
     }
 }
 
 fn render_value(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => super::gofmt::quote(s),
         Value::Null => "null".into(),
         other => other.to_string(),
     }
@@ -142,17 +157,32 @@ impl ApiError {
             "the object has been modified; please apply your changes to the latest version and try again",
         )
     }
-    /// 422 Invalid with one cause per field error, formatted as kube-apiserver does.
+    /// 422 Invalid with one cause per field error, formatted as kube-apiserver's
+    /// `errors.NewInvalid`: the kind qualified by its group (`Deployment.apps`), the messages
+    /// aggregated without repeats (`ErrorList.ToAggregate`), bracketed when more than one.
     pub fn invalid(group: &str, kind: &str, name: &str, errs: &[FieldError]) -> Self {
-        let parts: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.field, e.body())).collect();
+        let mut parts: Vec<String> = Vec::new();
+        for e in errs {
+            let msg = format!("{}: {}", e.field, e.body());
+            if !parts.contains(&msg) {
+                parts.push(msg);
+            }
+        }
         let joined = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
-        let mut e = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {joined}"))
+        let mut e = Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {joined}", qualified_kind(group, kind)))
             .with_details(group, kind, name);
         let causes: Vec<Value> = errs
             .iter()
             .map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field}))
             .collect();
         e.details.as_mut().unwrap()["causes"] = Value::Array(causes);
+        e
+    }
+    /// 422 as apimachinery's `NewGenericServerResponse` builds it: a fixed message, the
+    /// server's own text as the one cause (used for patches that cannot be applied).
+    pub fn unprocessable_server_response(msg: impl Into<String>) -> Self {
+        let mut e = Self::new(422, "Invalid", "the server rejected our request due to an error in our request");
+        e.details = Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": msg.into()}]}));
         e
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -201,6 +231,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // An error that is no API status upstream (reason Unknown) has no reason on the wire.
+        if self.reason.is_empty() {
+            s.as_object_mut().unwrap().shift_remove("reason");
+        }
         if let Some(d) = &self.details {
             if d.as_object().map(|o| !o.is_empty()).unwrap_or(false) {
                 s["details"] = d.clone();
@@ -210,6 +244,11 @@ impl ApiError {
         }
         s
     }
+}
+
+/// `schema.GroupKind.String()`: `Kind` for the core group, `Kind.group` otherwise.
+fn qualified_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") }
 }
 
 fn qualified(group: &str, resource: &str) -> String {

@@ -68,7 +68,7 @@ async fn finalize(store: &Store, ns: &str) -> Result<bool, crate::api::status::A
         }
     }
     let nss = store.registry.lookup("", "v1", "namespaces").expect("namespaces registered");
-    let wo = WriteOpts { dry_run: false, field_manager: Some("namespace-controller".into()) };
+    let wo = WriteOpts { dry_run: false, field_manager: Some("namespace-controller".into()), ..Default::default() };
     store
         .guaranteed_update(nss.as_ref(), "", ns, Part::Finalize, &wo, false, |cur| {
             let cur = cur.ok_or_else(|| crate::api::status::ApiError::not_found("", "namespaces", ns))?;

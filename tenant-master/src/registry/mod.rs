@@ -5,6 +5,7 @@
 //! [`strategies::all`].
 
 pub mod alloc;
+pub mod quantity;
 pub mod scale;
 pub mod store;
 pub mod strategies;
@@ -119,6 +120,11 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// Validates the object (metadata is validated generically).
     fn validate(&self, _obj: &Value, _errs: &mut Vec<FieldError>) {}
+
+    /// Checks only a create makes (upstream's `Validate` minus what `ValidateUpdate` shares with
+    /// it, e.g. a pod's ephemeral containers may not be set on create); runs after
+    /// [`Strategy::validate`].
+    fn validate_create(&self, _obj: &Value, _errs: &mut Vec<FieldError>) {}
 
     /// Validates an update against the old object (immutable fields).
     fn validate_update(&self, _new: &Value, _old: &Value, _errs: &mut Vec<FieldError>) {}

@@ -32,6 +32,12 @@ pub enum Part {
 pub struct WriteOpts {
     pub dry_run: bool,
     pub field_manager: Option<String>,
+    /// The subresource written through when the part does not say it (`scale`); recorded in
+    /// managedFields.
+    pub subresource: &'static str,
+    /// The caller computed the new object's managedFields itself (server-side apply): the store
+    /// records no Update operation and keeps them.
+    pub managed_by_caller: bool,
 }
 
 /// `metav1.DeleteOptions` as far as the store uses it.
@@ -122,13 +128,13 @@ fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
     Ok((rv, start))
 }
 
-/// Whether two versions of an object differ in anything but bookkeeping.
+/// Whether two versions of an object are the same but for the resourceVersion (a change of
+/// managedFields alone is a change, as ownership moves without values changing).
 fn same_object(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
         if let Some(md) = v["metadata"].as_object_mut() {
             md.remove("resourceVersion");
-            md.remove("managedFields");
         }
         v
     };
@@ -370,6 +376,9 @@ impl Store {
         let mut errs: Vec<FieldError> = Vec::new();
         crate::validation::validate_object_meta(obj, inf.namespaced, inf.name_rule, &mut errs);
         s.validate(obj, &mut errs);
+        if old.is_none() {
+            s.validate_create(obj, &mut errs);
+        }
         if let Some(old) = old {
             if obj["metadata"]["name"] != old["metadata"]["name"] {
                 errs.push(FieldError::invalid("metadata.name", obj["metadata"]["name"].clone(), "field is immutable"));
@@ -429,10 +438,14 @@ impl Store {
         let generated = md.get("name").and_then(|n| n.as_str()).unwrap_or("").is_empty()
             && md.get("generateName").and_then(|n| n.as_str()).map(|g| !g.is_empty()).unwrap_or(false);
         s.default(&mut obj);
-        s.prepare_for_create(&mut obj);
-        if let Some(m) = &o.field_manager {
-            crate::api::managed::record(&mut obj, None, m, "Update", inf);
+        // Recorded before the strategy's own changes (status reset, generated selectors,
+        // finalizers), which no manager owns, as upstream runs its field manager first.
+        if !o.managed_by_caller {
+            if let Some(m) = &o.field_manager {
+                crate::api::apply::track_update(&mut obj, None, m, o.subresource, inf);
+            }
         }
+        s.prepare_for_create(&mut obj);
         let generate_name = obj["metadata"]["generateName"].as_str().unwrap_or("").to_string();
         let mut attempts = 0;
         loop {
@@ -465,8 +478,13 @@ impl Store {
         }
     }
 
-    /// Releases pending allocations once the written object is visible in the cache.
+    /// Releases pending allocations (a Service's ClusterIPs and NodePorts) once the written
+    /// object is visible in the cache, where the allocators see it as taken. Other kinds
+    /// hold no allocations and return at once: read-your-writes is kept by `note_write`.
     async fn after_write_await(&self, obj: &Value, rev: Option<i64>) {
+        if obj["kind"] != "Service" {
+            return;
+        }
         if let Some(rev) = rev {
             self.caches.wait_for(rev, Duration::from_secs(5)).await;
         }
@@ -566,12 +584,31 @@ impl Store {
             Store::check_kind(s, &new)?;
             new["kind"] = json!(inf.kind);
             new["apiVersion"] = json!(inf.api_version());
-            self.merge_system_fields(s, &mut new, &old, part);
+            let applied = o.managed_by_caller.then(|| new["metadata"].get("managedFields").cloned());
+            // managedFields: kept as server-side apply computed them, or an Update recorded
+            // after defaulting and before the strategy's own changes.
+            let mut track = |new: &mut Value| match &applied {
+                Some(mf) => {
+                    let md = meta::metadata_mut(new);
+                    match mf {
+                        Some(mf) => md.insert("managedFields".into(), mf.clone()),
+                        None => md.remove("managedFields"),
+                    };
+                }
+                None => {
+                    if let Some(m) = &o.field_manager {
+                        let sub = match part {
+                            Part::Status => "status",
+                            Part::Finalize => "finalize",
+                            Part::Main => o.subresource,
+                        };
+                        crate::api::apply::track_update(new, Some(&old), m, sub, inf);
+                    }
+                }
+            };
+            self.merge_system_fields(s, &mut new, &old, part, &mut track);
             if same_object(&new, &old) {
                 return Ok(old);
-            }
-            if let Some(m) = &o.field_manager {
-                crate::api::managed::record(&mut new, Some(&old), m, "Update", inf);
             }
             self.validate(s, &new, Some(&old))?;
             s.admit_update(self, &mut new, &old)?;
@@ -605,12 +642,15 @@ impl Store {
 
     /// Keeps what clients cannot change: identity, timestamps, generation, and the half of the
     /// object the addressed part does not own.
-    fn merge_system_fields(&self, s: &dyn Strategy, new: &mut Value, old: &Value, part: Part) {
+    ///
+    /// `track` records managedFields: after defaulting, before `prepare_for_update`.
+    fn merge_system_fields(&self, s: &dyn Strategy, new: &mut Value, old: &Value, part: Part, track: &mut dyn FnMut(&mut Value)) {
         let inf = s.info();
         if part == Part::Finalize {
             let f = new["spec"]["finalizers"].clone();
             *new = old.clone();
             new["spec"]["finalizers"] = f;
+            track(new);
             return;
         }
         if part == Part::Status {
@@ -625,6 +665,7 @@ impl Store {
                     }
                 }
             }
+            track(new);
             return;
         }
         {
@@ -659,6 +700,7 @@ impl Store {
             }
         }
         s.default(new);
+        track(new);
         s.prepare_for_update(new, old);
         if s.tracks_generation() && new.get("spec") != old.get("spec") {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;

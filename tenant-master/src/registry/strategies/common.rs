@@ -1,4 +1,4 @@
-//! Pieces several strategies share: pod template defaulting, cells, field paths.
+//! Pieces several strategies share: defaulting helpers, cells, field paths, common checks.
 
 use serde_json::{json, Value};
 
@@ -23,97 +23,6 @@ pub fn field_string(obj: &Value, path: &str) -> String {
 pub fn default_field(obj: &mut Value, key: &str, v: Value) {
     if obj.is_object() && obj.get(key).map(|x| x.is_null()).unwrap_or(true) {
         obj[key] = v;
-    }
-}
-
-/// Upstream's image pull policy default: Always for `:latest` or untagged images.
-pub fn pull_policy(image: &str) -> &'static str {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if image.contains('@') {
-        return "IfNotPresent";
-    }
-    match last.split_once(':') {
-        None => "Always",
-        Some((_, "latest")) => "Always",
-        _ => "IfNotPresent",
-    }
-}
-
-fn default_container(c: &mut Value) {
-    if !c.is_object() {
-        return;
-    }
-    let image = c["image"].as_str().unwrap_or("").to_string();
-    default_field(c, "imagePullPolicy", json!(pull_policy(&image)));
-    default_field(c, "terminationMessagePath", json!("/dev/termination-log"));
-    default_field(c, "terminationMessagePolicy", json!("File"));
-    default_field(c, "resources", json!({}));
-    if let Some(ports) = c.get_mut("ports").and_then(|x| x.as_array_mut()) {
-        for p in ports {
-            default_field(p, "protocol", json!("TCP"));
-        }
-    }
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        if c[probe].is_object() {
-            let p = &mut c[probe];
-            default_field(p, "timeoutSeconds", json!(1));
-            default_field(p, "periodSeconds", json!(10));
-            default_field(p, "successThreshold", json!(1));
-            default_field(p, "failureThreshold", json!(3));
-            if p["httpGet"].is_object() {
-                default_field(&mut p["httpGet"], "path", json!("/"));
-                default_field(&mut p["httpGet"], "scheme", json!("HTTP"));
-            }
-        }
-    }
-    if let Some(env) = c.get_mut("env").and_then(|x| x.as_array_mut()) {
-        for e in env {
-            if e["valueFrom"]["fieldRef"].is_object() {
-                default_field(&mut e["valueFrom"]["fieldRef"], "apiVersion", json!("v1"));
-            }
-        }
-    }
-}
-
-/// Upstream's defaults for a PodSpec (SetDefaults_PodSpec and friends).
-pub fn default_pod_spec(spec: &mut Value) {
-    if !spec.is_object() {
-        return;
-    }
-    default_field(spec, "restartPolicy", json!("Always"));
-    default_field(spec, "terminationGracePeriodSeconds", json!(30));
-    default_field(spec, "dnsPolicy", json!("ClusterFirst"));
-    default_field(spec, "securityContext", json!({}));
-    default_field(spec, "schedulerName", json!("default-scheduler"));
-    for list in ["containers", "initContainers"] {
-        if let Some(cs) = spec.get_mut(list).and_then(|x| x.as_array_mut()) {
-            for c in cs {
-                default_container(c);
-            }
-        }
-    }
-    if let Some(vols) = spec.get_mut("volumes").and_then(|x| x.as_array_mut()) {
-        for v in vols {
-            for (src, field) in [("secret", "defaultMode"), ("configMap", "defaultMode"), ("projected", "defaultMode"), ("downwardAPI", "defaultMode")] {
-                if v[src].is_object() {
-                    default_field(&mut v[src], field, json!(420));
-                }
-            }
-            if v["hostPath"].is_object() {
-                default_field(&mut v["hostPath"], "type", json!(""));
-            }
-        }
-    }
-}
-
-/// Upstream's defaults for a pod template (workload controllers).
-pub fn default_pod_template(t: &mut Value) {
-    if !t.is_object() {
-        return;
-    }
-    default_field(t, "metadata", json!({}));
-    if t["spec"].is_object() {
-        default_pod_spec(&mut t["spec"]);
     }
 }
 
@@ -206,20 +115,20 @@ pub fn copy_path(dst: &mut Value, src: &Value, path: &str) {
     }
 }
 
-/// `validation.IsValidPortName` (an IANA service name) messages.
+/// `validation.IsValidPortName` (an IANA service name) messages, in upstream's order.
 pub fn port_name_errors(s: &str) -> Vec<&'static str> {
     let mut errs = Vec::new();
-    if s.is_empty() || s.len() > 15 {
+    if s.len() > 15 {
         errs.push("must be no more than 15 characters");
     }
     if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
     }
-    if s.contains("--") {
-        errs.push("must not contain consecutive hyphens");
-    }
     if !s.chars().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)");
+    }
+    if s.contains("--") {
+        errs.push("must not contain consecutive hyphens");
     }
     if s.starts_with('-') || s.ends_with('-') {
         errs.push("must not begin or end with a hyphen");
@@ -252,48 +161,9 @@ pub fn one_of(v: &Value, path: &str, valid: &[&str], errs: &mut Vec<FieldError>)
     }
 }
 
-/// Selector/template checks of a workload (deployments' rules) with `kind` in the messages.
-pub fn validate_workload(o: &Value, errs: &mut Vec<FieldError>, kind: &str) {
-    let start = errs.len();
-    super::deployments::validate_selector_and_template(o, errs, true);
-    for e in &mut errs[start..] {
-        if e.detail == "empty selector is invalid for deployment" {
-            e.detail = format!("empty selector is invalid for {kind}");
-        }
-    }
-    let rp = &o["spec"]["template"]["spec"]["restartPolicy"];
-    if rp.as_str().map(|r| r != "Always").unwrap_or(false) {
-        errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp.clone(), &["Always"]));
-    }
-    if o["spec"]["template"]["spec"]["activeDeadlineSeconds"].is_number() {
-        errs.push(FieldError::forbidden(
-            "spec.template.spec.activeDeadlineSeconds",
-            format!("activeDeadlineSeconds in {kind} is not Supported"),
-        ));
-    }
-    non_negative(&o["spec"]["minReadySeconds"], "spec.minReadySeconds", errs);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_pull_policy_defaults() {
-        assert_eq!(pull_policy("nginx"), "Always");
-        assert_eq!(pull_policy("nginx:latest"), "Always");
-        assert_eq!(pull_policy("nginx:1.25"), "IfNotPresent");
-        assert_eq!(pull_policy("localhost:5000/nginx"), "Always");
-        assert_eq!(pull_policy("registry:5000/nginx:1"), "IfNotPresent");
-    }
-
-    #[test]
-    fn pod_defaults_add_no_null_fields() {
-        let mut spec = json!({"containers": [{"name": "c", "image": "nginx"}]});
-        default_pod_spec(&mut spec);
-        assert!(spec.get("initContainers").is_none() && spec.get("volumes").is_none());
-        assert!(spec["containers"][0].get("ports").is_none() && spec["containers"][0].get("env").is_none());
-    }
 
     #[test]
     fn quantities_and_paths() {

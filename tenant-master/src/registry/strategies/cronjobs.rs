@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info, jobs};
+use super::{common, info, jobs, podspec};
 use crate::api::status::FieldError;
 use crate::registry::{Column, ResourceInfo, Strategy};
 
@@ -108,9 +108,11 @@ impl Strategy for CronJobs {
         common::default_field(spec, "suspend", json!(false));
         common::default_field(spec, "successfulJobsHistoryLimit", json!(3));
         common::default_field(spec, "failedJobsHistoryLimit", json!(1));
-        if let Some(t) = spec.pointer_mut("/jobTemplate/spec/template") {
-            common::default_pod_template(t);
-        }
+        // jobTemplate and its metadata are structs upstream: always written.
+        common::default_field(spec, "jobTemplate", json!({}));
+        podspec::defaults::default_embedded_metadata(&mut spec["jobTemplate"]);
+        common::default_field(&mut spec["jobTemplate"], "spec", json!({}));
+        podspec::default_pod_template(&mut spec["jobTemplate"]["spec"]["template"]);
     }
     fn prepare_for_create(&self, o: &mut Value) {
         o["status"] = json!({});

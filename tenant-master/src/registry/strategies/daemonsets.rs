@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info};
+use super::{common, info, podspec, workload};
 use crate::api::status::FieldError;
 use crate::registry::{Column, ResourceInfo, Strategy};
 
@@ -27,11 +27,6 @@ fn set_template_generation(o: &mut Value, g: i64) {
     o["metadata"]["annotations"][TEMPLATE_GENERATION] = json!(g.to_string());
 }
 
-/// Whether an IntOrString is zero (`0` or `0%`).
-fn is_zero(v: &Value) -> bool {
-    v.as_i64() == Some(0) || v.as_str().map(|s| s.trim_end_matches('%') == "0").unwrap_or(false)
-}
-
 impl Strategy for DaemonSets {
     fn info(&self) -> &ResourceInfo {
         &INFO
@@ -52,7 +47,7 @@ impl Strategy for DaemonSets {
             common::default_field(&mut us["rollingUpdate"], "maxSurge", json!(0));
         }
         common::default_field(spec, "revisionHistoryLimit", json!(10));
-        common::default_pod_template(&mut spec["template"]);
+        podspec::default_pod_template(&mut spec["template"]);
     }
     fn prepare_for_create(&self, o: &mut Value) {
         o["status"] = json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0});
@@ -67,24 +62,56 @@ impl Strategy for DaemonSets {
         set_template_generation(new, g);
     }
     fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {
-        common::validate_workload(o, errs, "daemonset");
-        let us = &o["spec"]["updateStrategy"];
+        // ValidateDaemonSetSpec, in its order.
+        let spec = &o["spec"];
+        workload::validate_label_selector(&spec["selector"], "spec.selector", errs);
+        let t = &spec["template"];
+        if let Some(sel) = workload::Selector::of(&spec["selector"]) {
+            if !sel.matches(&t["metadata"]["labels"]) {
+                errs.push(workload::labels_mismatch(t, "spec.template"));
+            }
+        }
+        let sel = &spec["selector"];
+        if sel.is_object() && sel["matchLabels"].as_object().map(|m| m.len()).unwrap_or(0) + sel["matchExpressions"].as_array().map(|a| a.len()).unwrap_or(0) == 0 {
+            errs.push(FieldError::invalid_rendered("spec.selector", crate::api::gofmt::label_selector(sel), "empty selector is invalid for daemonset"));
+        }
+        podspec::validate_template(t, "spec.template", errs);
+        let rp = &t["spec"]["restartPolicy"];
+        if rp.as_str() != Some("Always") {
+            errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp.clone(), &["Always"]));
+        }
+        if !t["spec"]["activeDeadlineSeconds"].is_null() {
+            errs.push(FieldError::forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in DaemonSet is not Supported"));
+        }
+        common::non_negative(&spec["minReadySeconds"], "spec.minReadySeconds", errs);
+        let us = &spec["updateStrategy"];
         match us["type"].as_str().unwrap_or("") {
             "OnDelete" => {}
             "RollingUpdate" => {
                 let ru = &us["rollingUpdate"];
                 if ru.is_null() {
                     errs.push(FieldError::required("spec.updateStrategy.rollingUpdate", ""));
-                } else if is_zero(&ru["maxUnavailable"]) && is_zero(&ru["maxSurge"]) {
-                    errs.push(FieldError::invalid("spec.updateStrategy.rollingUpdate.maxUnavailable", ru["maxUnavailable"].clone(), "may not be 0 when `maxSurge` is 0"));
+                } else {
+                    // ValidateRollingUpdateDaemonSet: exactly one of the two is non-zero.
+                    let (mu, ms) = (&ru["maxUnavailable"], &ru["maxSurge"]);
+                    let (pu, ps) = ("spec.updateStrategy.rollingUpdate.maxUnavailable", "spec.updateStrategy.rollingUpdate.maxSurge");
+                    workload::validate_int_or_percent(mu, pu, false, errs);
+                    workload::validate_int_or_percent(ms, ps, false, errs);
+                    workload::not_more_than_100_percent(mu, pu, errs);
+                    workload::not_more_than_100_percent(ms, ps, errs);
+                    match (workload::int_or_percent_value(mu) != 0, workload::int_or_percent_value(ms) != 0) {
+                        (true, true) => errs.push(FieldError::invalid_rendered(ps, workload::go_int_or_string(ms), "may not be set when maxUnavailable is non-zero")),
+                        (false, false) => errs.push(FieldError::required(pu, "cannot be 0 when maxSurge is 0")),
+                        _ => {}
+                    }
                 }
             }
             _ => errs.push(FieldError::not_supported("spec.updateStrategy", us.clone(), &["RollingUpdate", "OnDelete"])),
         }
-        common::non_negative(&o["spec"]["revisionHistoryLimit"], "spec.revisionHistoryLimit", errs);
+        common::non_negative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit", errs);
     }
     fn validate_update(&self, new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
-        common::immutable(new, old, "spec.selector", errs);
+        workload::immutable_selector(&new["spec"]["selector"], &old["spec"]["selector"], "spec.selector", errs);
     }
     fn tracks_generation(&self) -> bool {
         true

@@ -1,4 +1,4 @@
-//! core/v1 endpoints.
+//! core/v1 endpoints: SetDefaults_Endpoints (port protocol TCP), the ENDPOINTS column.
 
 use serde_json::{json, Value};
 
@@ -12,6 +12,16 @@ const INFO: ResourceInfo = ResourceInfo { short_names: &["ep"], ..info("", "v1",
 impl Strategy for Endpoints {
     fn info(&self) -> &ResourceInfo {
         &INFO
+    }
+    fn default(&self, o: &mut Value) {
+        let subsets = o.get_mut("subsets").and_then(|s| s.as_array_mut());
+        for ss in subsets.into_iter().flatten() {
+            for p in ss.get_mut("ports").and_then(|p| p.as_array_mut()).into_iter().flatten().filter(|p| p.is_object()) {
+                if p["protocol"].as_str().unwrap_or("").is_empty() {
+                    p["protocol"] = json!("TCP");
+                }
+            }
+        }
     }
     fn allow_create_on_update(&self) -> bool {
         true
@@ -44,5 +54,17 @@ impl Strategy for Endpoints {
             eps.join(",")
         };
         vec![json!(crate::meta::name(o)), json!(cell), json!(crate::api::table::age(o))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_default_to_tcp() {
+        let mut o = json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}]});
+        Endpoints.default(&mut o);
+        assert_eq!(o["subsets"][0]["ports"], json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]));
     }
 }

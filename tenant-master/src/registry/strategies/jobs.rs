@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info, pods};
+use super::{common, info, podspec, workload};
 use crate::api::selectors::LabelSelector;
 use crate::api::status::{ApiResult, FieldError};
 use crate::registry::store::Store;
@@ -34,7 +34,7 @@ pub fn validate_job_spec(spec: &Value, p: &str, errs: &mut Vec<FieldError>) {
     }
     let replacement: &[&str] = if spec["podFailurePolicy"].is_null() { &["Failed", "TerminatingOrFailed"] } else { &["Failed"] };
     common::one_of(&spec["podReplacementPolicy"], &format!("{p}.podReplacementPolicy"), replacement, errs);
-    pods::validate_pod_spec(&spec["template"]["spec"], &format!("{p}.template.spec"), errs);
+    podspec::validate_template(&spec["template"], &format!("{p}.template"), errs);
     let rp = &spec["template"]["spec"]["restartPolicy"];
     match rp.as_str().unwrap_or("") {
         "OnFailure" | "Never" => {}
@@ -92,7 +92,7 @@ fn has_label(labels: &Value, key: &str, want: &str, errs: &mut Vec<FieldError>) 
     let p = format!("spec.template.metadata.labels[{key}]");
     match labels[key].as_str() {
         None => errs.push(FieldError::required(p, want)),
-        Some(v) if v != want => errs.push(FieldError::invalid(p, labels.clone(), format!("must be '{want}'"))),
+        Some(v) if v != want => errs.push(FieldError::invalid_rendered(p, crate::api::gofmt::string_map(labels), format!("must be '{want}'"))),
         _ => {}
     }
 }
@@ -146,7 +146,7 @@ impl Strategy for Jobs {
         let replacement = if spec["podFailurePolicy"].is_null() { "TerminatingOrFailed" } else { "Failed" };
         common::default_field(spec, "podReplacementPolicy", json!(replacement));
         common::default_field(spec, "manualSelector", json!(false));
-        common::default_pod_template(&mut spec["template"]);
+        podspec::default_pod_template(&mut spec["template"]);
         default_labels(o);
     }
     fn prepare_for_create(&self, o: &mut Value) {
@@ -168,9 +168,7 @@ impl Strategy for Jobs {
             Value::Null => errs.push(FieldError::required("spec.selector", "")),
             sel => match LabelSelector::from_object(sel) {
                 None => errs.push(FieldError::invalid("spec.selector", sel.clone(), "invalid label selector")),
-                Some(s) if !s.matches_json(labels) => {
-                    errs.push(FieldError::invalid("spec.template.metadata.labels", labels.clone(), "`selector` does not match template `labels`"))
-                }
+                Some(s) if !s.matches_json(labels) => errs.push(workload::labels_mismatch(&spec["template"], "spec.template")),
                 _ => {}
             },
         }
@@ -186,7 +184,7 @@ impl Strategy for Jobs {
         }
         let expected = json!({LEGACY_CONTROLLER_UID: uid, CONTROLLER_UID: uid});
         if LabelSelector::from_object(&spec["selector"]).map(|s| !s.matches_json(&expected)).unwrap_or(false) {
-            errs.push(FieldError::invalid("spec.selector", spec["selector"].clone(), "`selector` not auto-generated"));
+            errs.push(FieldError::invalid_rendered("spec.selector", crate::api::gofmt::label_selector(&spec["selector"]), "`selector` not auto-generated"));
         }
     }
     fn validate_update(&self, new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
@@ -197,7 +195,7 @@ impl Strategy for Jobs {
         } else if n["completions"] != o["completions"] && n["completions"].is_number() && n["completions"] != n["parallelism"] {
             errs.push(FieldError::invalid("spec.completions", n["completions"].clone(), "can only be modified in tandem with spec.parallelism"));
         }
-        common::immutable(new, old, "spec.selector", errs);
+        workload::immutable_selector(&n["selector"], &o["selector"], "spec.selector", errs);
         let suspended_unstarted = o["suspend"] == json!(true) && old["status"]["startTime"].is_null();
         let (nt, ot) = if suspended_unstarted { (scheduling_masked(&n["template"]), scheduling_masked(&o["template"])) } else { (n["template"].clone(), o["template"].clone()) };
         if nt != ot {

@@ -97,6 +97,11 @@ impl Strategy for LimitRanges {
                 fill(item, "default", "defaultRequest");
                 fill(item, "min", "defaultRequest");
             }
+            for list in ["max", "min", "default", "defaultRequest", "maxLimitRequestRatio"] {
+                if item[list].is_object() {
+                    crate::registry::quantity::default_resource_list(&mut item[list]);
+                }
+            }
         }
     }
     fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {

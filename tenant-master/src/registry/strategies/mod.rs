@@ -31,6 +31,7 @@ pub mod persistentvolumeclaims;
 pub mod persistentvolumes;
 pub mod poddisruptionbudgets;
 pub mod pods;
+pub mod podspec;
 pub mod priorityclasses;
 pub mod rbac;
 pub mod replicasets;
@@ -41,6 +42,7 @@ pub mod serviceaccounts;
 pub mod services;
 pub mod statefulsets;
 pub mod storageclasses;
+pub mod workload;
 
 /// Every built-in resource, in discovery order.
 pub fn all() -> Vec<Arc<dyn Strategy>> {

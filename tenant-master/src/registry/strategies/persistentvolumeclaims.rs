@@ -20,10 +20,18 @@ pub const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
 pub const BETA_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
 pub const QUANTITY_FORMAT: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
-/// SetDefaults_PersistentVolumeClaim(Spec), shared with StatefulSet volumeClaimTemplates.
+/// SetDefaults_PersistentVolumeClaim(Spec) with its resource lists, shared with StatefulSet
+/// volumeClaimTemplates. The spec is a struct upstream, so it is written even when left out.
 pub fn default_claim(pvc: &mut Value) {
-    if pvc["spec"].is_object() {
-        common::default_field(&mut pvc["spec"], "volumeMode", json!("Filesystem"));
+    common::default_field(pvc, "spec", json!({}));
+    super::podspec::defaults::default_claim_spec(&mut pvc["spec"]);
+    for list in ["capacity", "allocatedResources"] {
+        crate::registry::quantity::canonicalize_list(&mut pvc["status"][list]);
+        if pvc["status"][list].is_null() {
+            if let Some(st) = pvc["status"].as_object_mut() {
+                st.remove(list);
+            }
+        }
     }
     if pvc["status"]["phase"].as_str().unwrap_or("").is_empty() {
         pvc["status"]["phase"] = json!("Pending");

@@ -46,6 +46,9 @@ impl Strategy for PersistentVolumes {
             if spec["hostPath"].is_object() {
                 common::default_field(&mut spec["hostPath"], "type", json!(""));
             }
+            if spec["capacity"].is_object() {
+                crate::registry::quantity::default_resource_list(&mut spec["capacity"]);
+            }
         }
         if o["status"]["phase"].as_str().unwrap_or("").is_empty() {
             o["status"]["phase"] = json!("Pending");

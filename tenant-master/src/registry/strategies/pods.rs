@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info};
+use super::{common, info, podspec};
 use crate::api::status::FieldError;
 use crate::api::table;
 use crate::registry::{Column, ResourceInfo, Strategy};
@@ -147,130 +147,61 @@ pub fn status_cells(p: &Value) -> (String, String, String) {
     (format!("{ready}/{total}"), reason, format!("{restarts}{}", restart_suffix(last_restart.as_deref())))
 }
 
-fn validate_containers(list: &Value, path: &str, required: bool, errs: &mut Vec<FieldError>, names: &mut Vec<String>) {
-    match list.as_array().filter(|a| !a.is_empty()) {
-        None => {
-            if required {
-                errs.push(FieldError::required(path, ""));
-            }
-        }
-        Some(cs) => {
-            for (i, c) in cs.iter().enumerate() {
-                let name = c["name"].as_str().unwrap_or("");
-                if name.is_empty() {
-                    errs.push(FieldError::required(format!("{path}[{i}].name"), ""));
-                } else {
-                    for e in crate::validation::dns1123_label_errors(name) {
-                        errs.push(FieldError::invalid(format!("{path}[{i}].name"), name, e));
-                    }
-                    if names.iter().any(|n| n == name) {
-                        errs.push(FieldError::duplicate(format!("{path}[{i}].name"), name));
-                    }
-                    names.push(name.to_string());
-                }
-                if c["image"].as_str().map(|s| s.trim().is_empty()).unwrap_or(true) {
-                    errs.push(FieldError::required(format!("{path}[{i}].image"), ""));
-                }
-                if let Some(p) = c["imagePullPolicy"].as_str() {
-                    if !["Always", "IfNotPresent", "Never"].contains(&p) {
-                        errs.push(FieldError::not_supported(format!("{path}[{i}].imagePullPolicy"), p, &["Always", "IfNotPresent", "Never"]));
-                    }
-                }
-                for (j, port) in c["ports"].as_array().into_iter().flatten().enumerate() {
-                    let n = port["containerPort"].as_i64().unwrap_or(0);
-                    if !(1..=65535).contains(&n) {
-                        errs.push(FieldError::invalid(format!("{path}[{i}].ports[{j}].containerPort"), port["containerPort"].clone(), "must be between 1 and 65535, inclusive"));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Validates a PodSpec under `path` (shared with workload templates).
-pub fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    if !spec.is_object() {
-        errs.push(FieldError::required(path, ""));
-        return;
-    }
-    let mut names = Vec::new();
-    validate_containers(&spec["containers"], &format!("{path}.containers"), true, errs, &mut names);
-    validate_containers(&spec["initContainers"], &format!("{path}.initContainers"), false, errs, &mut names);
-    if let Some(rp) = spec["restartPolicy"].as_str() {
-        if !["Always", "OnFailure", "Never"].contains(&rp) {
-            errs.push(FieldError::not_supported(format!("{path}.restartPolicy"), rp, &["Always", "OnFailure", "Never"]));
-        }
-    }
-    if let Some(dp) = spec["dnsPolicy"].as_str() {
-        if !["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"].contains(&dp) {
-            errs.push(FieldError::not_supported(format!("{path}.dnsPolicy"), dp, &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]));
-        }
-    }
-    if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64() {
-        if g < 0 {
-            errs.push(FieldError::invalid(format!("{path}.terminationGracePeriodSeconds"), g, "must be greater than or equal to 0"));
-        }
-    }
-}
-
 impl Strategy for Pods {
     fn info(&self) -> &ResourceInfo {
         &INFO
     }
     fn default(&self, o: &mut Value) {
-        if o["spec"].is_object() {
-            let spec = &mut o["spec"];
-            common::default_pod_spec(spec);
-            common::default_field(spec, "enableServiceLinks", json!(true));
-            common::default_field(spec, "priority", json!(0));
-            common::default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-            if spec["serviceAccountName"].as_str().unwrap_or("").is_empty() {
-                spec["serviceAccountName"] = json!("default");
+        if !o["spec"].is_object() {
+            o["spec"] = json!({});
+        }
+        let spec = &mut o["spec"];
+        podspec::default_pod_only(spec);
+        podspec::default_pod_spec(spec);
+        // v1 conversion: the deprecated serviceAccount mirrors serviceAccountName.
+        if spec["serviceAccountName"].as_str().unwrap_or("").is_empty() {
+            if let Some(sa) = spec["serviceAccount"].as_str().filter(|s| !s.is_empty()).map(String::from) {
+                spec["serviceAccountName"] = json!(sa);
             }
-            common::default_field(spec, "serviceAccount", spec["serviceAccountName"].clone());
-            // DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes for 300s.
-            let tols = spec.get("tolerations").and_then(|t| t.as_array()).cloned().unwrap_or_default();
-            let mut tols = tols;
-            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
-                let has = tols.iter().any(|t| (t["key"] == key || t["key"].is_null() && t["operator"] == "Exists") && (t["effect"] == "NoExecute" || t["effect"].is_null()));
-                if !has {
-                    tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
+        match spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()).map(String::from) {
+            Some(sa) => spec["serviceAccount"] = json!(sa),
+            None => {
+                if let Some(m) = spec.as_object_mut() {
+                    m.remove("serviceAccount");
                 }
             }
-            spec["tolerations"] = json!(tols);
         }
     }
     fn prepare_for_create(&self, o: &mut Value) {
+        // What the default admission plugins add on create: the ServiceAccount plugin's
+        // account, the Priority plugin's priority and policy, DefaultTolerationSeconds' 300s.
+        let spec = &mut o["spec"];
+        if spec["serviceAccountName"].as_str().unwrap_or("").is_empty() {
+            spec["serviceAccountName"] = json!("default");
+            spec["serviceAccount"] = json!("default");
+        }
+        common::default_field(spec, "priority", json!(0));
+        common::default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+        let mut tols = spec.get("tolerations").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+            let has = tols.iter().any(|t| (t["key"] == key || t["key"].is_null() && t["operator"] == "Exists") && (t["effect"] == "NoExecute" || t["effect"].is_null()));
+            if !has {
+                tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
+        spec["tolerations"] = json!(tols);
         let qos = qos_class(&o["spec"]);
         o["status"] = json!({"phase": "Pending", "qosClass": qos});
     }
     fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {
-        validate_pod_spec(&o["spec"], "spec", errs);
+        podspec::validate_pod_spec(&o["spec"], "spec", podspec::Owner::Pod, errs);
+    }
+    fn validate_create(&self, o: &Value, errs: &mut Vec<FieldError>) {
+        podspec::validation::validate_pod_create(&o["spec"], errs);
     }
     fn validate_update(&self, new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
-        // Only images, activeDeadlineSeconds, tolerations (additions) and the grace period may change.
-        let mask = |v: &Value| {
-            let mut s = v["spec"].clone();
-            for list in ["containers", "initContainers"] {
-                if let Some(cs) = s[list].as_array_mut() {
-                    for c in cs {
-                        c["image"] = Value::Null;
-                    }
-                }
-            }
-            if let Some(m) = s.as_object_mut() {
-                for f in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates"] {
-                    m.remove(f);
-                }
-            }
-            s
-        };
-        if mask(new) != mask(old) {
-            errs.push(FieldError::forbidden(
-                "spec",
-                "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-            ));
-        }
+        podspec::update::validate_pod_update(new, old, errs);
     }
     fn grace_period(&self, o: &Value, requested: Option<i64>) -> i64 {
         let phase = o["status"]["phase"].as_str().unwrap_or("");

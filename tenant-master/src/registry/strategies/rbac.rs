@@ -58,7 +58,12 @@ fn default_binding(o: &mut Value) {
     for s in o.get_mut("subjects").and_then(|s| s.as_array_mut()).into_iter().flatten().filter(|s| s.is_object()) {
         if s["apiGroup"].as_str().unwrap_or("").is_empty() {
             match s["kind"].as_str() {
-                Some("ServiceAccount") => s["apiGroup"] = json!(""),
+                // "" is written as nothing (omitempty).
+                Some("ServiceAccount") => {
+                    if let Some(m) = s.as_object_mut() {
+                        m.remove("apiGroup");
+                    }
+                }
                 Some("User") | Some("Group") => s["apiGroup"] = json!(GROUP),
                 _ => {}
             }
@@ -244,7 +249,9 @@ mod tests {
         let mut o = rb();
         RoleBindings.default(&mut o);
         assert_eq!(o["roleRef"]["apiGroup"], GROUP);
-        assert_eq!((o["subjects"][0]["apiGroup"].clone(), o["subjects"][1]["apiGroup"].clone()), (json!(GROUP), json!("")));
+        assert_eq!(o["subjects"][0]["apiGroup"], json!(GROUP));
+        // A ServiceAccount's "" group is not written at all (omitempty).
+        assert!(o["subjects"][1].get("apiGroup").is_none());
         let mut errs = Vec::new();
         RoleBindings.validate(&o, &mut errs);
         assert!(errs.is_empty(), "{errs:?}");

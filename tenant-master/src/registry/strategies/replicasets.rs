@@ -1,8 +1,9 @@
-//! apps/v1 replicasets.
+//! apps/v1 replicasets: replicas 1, template defaults, ValidateReplicaSetSpec, the immutable
+//! selector, the DESIRED/CURRENT/READY columns shared with ReplicationControllers.
 
 use serde_json::{json, Value};
 
-use super::{common, deployments, info};
+use super::{common, deployments, info, podspec, workload};
 use crate::api::status::FieldError;
 use crate::registry::scale::ScalePaths;
 use crate::registry::{Column, ResourceInfo, Strategy};
@@ -51,19 +52,17 @@ impl Strategy for ReplicaSets {
     fn default(&self, o: &mut Value) {
         if o["spec"].is_object() {
             common::default_field(&mut o["spec"], "replicas", json!(1));
-            common::default_pod_template(&mut o["spec"]["template"]);
+            podspec::default_pod_template(&mut o["spec"]["template"]);
         }
     }
     fn prepare_for_create(&self, o: &mut Value) {
         o["status"] = json!({"replicas": 0});
     }
     fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {
-        deployments::validate_selector_and_template(o, errs, true);
+        deployments::validate_replicas_selector_template(o, true, errs);
     }
     fn validate_update(&self, new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
-        if new["spec"]["selector"] != old["spec"]["selector"] {
-            errs.push(FieldError::invalid("spec.selector", new["spec"]["selector"].clone(), "field is immutable"));
-        }
+        workload::immutable_selector(&new["spec"]["selector"], &old["spec"]["selector"], "spec.selector", errs);
     }
     fn tracks_generation(&self) -> bool {
         true

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info, pods, replicasets};
+use super::{common, info, podspec, replicasets, workload};
 use crate::api::status::FieldError;
 use crate::registry::scale::ScalePaths;
 use crate::registry::{Column, ResourceInfo, Strategy};
@@ -39,7 +39,10 @@ impl Strategy for ReplicationControllers {
             }
         }
         common::default_field(&mut o["spec"], "replicas", json!(1));
-        common::default_pod_template(&mut o["spec"]["template"]);
+        // The template is a pointer here: only a given one is defaulted.
+        if o["spec"]["template"].is_object() {
+            podspec::default_pod_template(&mut o["spec"]["template"]);
+        }
     }
     fn prepare_for_create(&self, o: &mut Value) {
         o["status"] = json!({"replicas": 0});
@@ -68,10 +71,10 @@ impl Strategy for ReplicationControllers {
         let labels = &t["metadata"]["labels"];
         let matches = sel.as_object().into_iter().flatten().all(|(k, v)| labels[k.as_str()] == *v);
         if !empty_map(sel) && !matches {
-            errs.push(FieldError::invalid("spec.template.metadata.labels", labels.clone(), "`selector` does not match template `labels`"));
+            errs.push(workload::labels_mismatch(t, "spec.template"));
         }
-        pods::validate_pod_spec(&t["spec"], "spec.template.spec", errs);
-        if t["spec"]["restartPolicy"].as_str().unwrap_or("Always") != "Always" {
+        podspec::validate_template(t, "spec.template", errs);
+        if t["spec"]["restartPolicy"].as_str() != Some("Always") {
             errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", t["spec"]["restartPolicy"].clone(), &["Always"]));
         }
         if t["spec"]["activeDeadlineSeconds"].is_number() {

@@ -63,6 +63,14 @@ impl Strategy for ResourceQuotas {
     fn info(&self) -> &ResourceInfo {
         &INFO
     }
+    fn default(&self, o: &mut Value) {
+        // SetObjectDefaults_ResourceQuota: every resource list rounded and canonical.
+        for ptr in ["/spec/hard", "/status/hard", "/status/used"] {
+            if let Some(l) = o.pointer_mut(ptr) {
+                crate::registry::quantity::default_resource_list(l);
+            }
+        }
+    }
     fn prepare_for_create(&self, o: &mut Value) {
         o["status"] = json!({});
     }

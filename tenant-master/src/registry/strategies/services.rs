@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Value};
 
 use super::{common, info};
+use crate::api::gofmt;
 use crate::api::status::{ApiError, ApiResult, FieldError};
 use crate::registry::store::Store;
 use crate::registry::{Column, ResourceInfo, Strategy};
@@ -62,6 +63,18 @@ fn allocate(store: &Store, o: &mut Value, old: Option<&Value>) -> ApiResult<()> 
     let t = o["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
     let (used_ips, used_ports) = used(store, crate::meta::uid(o));
     let spec = &mut o["spec"];
+    if t != "ExternalName" {
+        // initIPFamilyFields on this single-stack IPv4 cluster: headless services without a
+        // selector default to RequireDualStack, everything else to SingleStack.
+        let headless = spec["clusterIP"] == "None";
+        let selectorless = spec["selector"].as_object().map(|m| m.is_empty()).unwrap_or(true);
+        if spec["ipFamilyPolicy"].is_null() {
+            spec["ipFamilyPolicy"] = json!(if headless && selectorless { "RequireDualStack" } else { "SingleStack" });
+        }
+        if spec["ipFamilies"].as_array().map(|a| a.is_empty()).unwrap_or(true) {
+            spec["ipFamilies"] = json!(["IPv4"]);
+        }
+    }
     if t == "ExternalName" {
         if let Some(m) = spec.as_object_mut() {
             m.remove("clusterIP");
@@ -147,34 +160,84 @@ impl Strategy for Services {
         &INFO
     }
     fn default(&self, o: &mut Value) {
+        // SetDefaults_Service.
         let spec = &mut o["spec"];
         if !spec.is_object() {
             return;
         }
-        common::default_field(spec, "type", json!("ClusterIP"));
+        if spec["sessionAffinity"].as_str().unwrap_or("").is_empty() {
+            spec["sessionAffinity"] = json!("None");
+        }
+        match spec["sessionAffinity"].as_str().unwrap_or("") {
+            "None" => {
+                if let Some(m) = spec.as_object_mut() {
+                    m.remove("sessionAffinityConfig");
+                }
+            }
+            "ClientIP" if spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"].is_null() => {
+                spec["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": 10800}});
+            }
+            _ => {}
+        }
+        if spec["type"].as_str().unwrap_or("").is_empty() {
+            spec["type"] = json!("ClusterIP");
+        }
         let t = spec["type"].as_str().unwrap_or("").to_string();
-        common::default_field(spec, "sessionAffinity", json!("None"));
-        if t != "ExternalName" {
-            common::default_field(spec, "ipFamilies", json!(["IPv4"]));
-            common::default_field(spec, "ipFamilyPolicy", json!("SingleStack"));
-            common::default_field(spec, "internalTrafficPolicy", json!("Cluster"));
-        }
-        if t == "NodePort" || t == "LoadBalancer" {
-            common::default_field(spec, "externalTrafficPolicy", json!("Cluster"));
-        }
-        if t == "LoadBalancer" {
-            common::default_field(spec, "allocateLoadBalancerNodePorts", json!(true));
-        }
         if let Some(ports) = spec["ports"].as_array_mut() {
-            for p in ports {
-                common::default_field(p, "protocol", json!("TCP"));
-                if p.get("targetPort").map(|t| t.is_null()).unwrap_or(true) {
+            for p in ports.iter_mut().filter(|p| p.is_object()) {
+                if p["protocol"].as_str().unwrap_or("").is_empty() {
+                    p["protocol"] = json!("TCP");
+                }
+                if p["targetPort"].is_null() || p["targetPort"] == json!(0) || p["targetPort"] == json!("") {
                     p["targetPort"] = p["port"].clone();
                 }
             }
         }
+        let has_external_ips = spec["externalIPs"].as_array().map(|a| !a.is_empty()).unwrap_or(false);
+        let externally_accessible = t == "NodePort" || t == "LoadBalancer" || (t == "ClusterIP" && has_external_ips);
+        if externally_accessible && spec["externalTrafficPolicy"].as_str().unwrap_or("").is_empty() {
+            spec["externalTrafficPolicy"] = json!("Cluster");
+        }
+        if ["NodePort", "LoadBalancer", "ClusterIP"].contains(&t.as_str()) {
+            common::default_field(spec, "internalTrafficPolicy", json!("Cluster"));
+        }
+        if t == "LoadBalancer" {
+            common::default_field(spec, "allocateLoadBalancerNodePorts", json!(true));
+        }
         if o["status"].is_null() {
             o["status"] = json!({"loadBalancer": {}});
+        }
+    }
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        // patchAllocatedValues and normalizeClusterIPs: what the client left out of an update
+        // keeps its allocated value, and clusterIP and clusterIPs stay in step.
+        let needs_ip = |v: &Value| v["spec"]["type"].as_str().unwrap_or("ClusterIP") != "ExternalName";
+        if needs_ip(old) && needs_ip(new) {
+            if new["spec"]["clusterIP"].as_str().unwrap_or("").is_empty() && !old["spec"]["clusterIP"].is_null() {
+                new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
+            }
+            if new["spec"]["clusterIPs"].as_array().map(|a| a.is_empty()).unwrap_or(true) && old["spec"]["clusterIPs"].is_array() {
+                new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
+            }
+        }
+        let (oip, nip) = (old["spec"]["clusterIP"].as_str().unwrap_or("").to_string(), new["spec"]["clusterIP"].as_str().unwrap_or("").to_string());
+        if oip != nip && !nip.is_empty() {
+            let ips = new["spec"]["clusterIPs"].as_array().cloned().unwrap_or_default();
+            if ips.is_empty() {
+                new["spec"]["clusterIPs"] = json!([nip]);
+            } else if ips[0] == json!(oip) {
+                new["spec"]["clusterIPs"][0] = json!(nip);
+            }
+        }
+        if needs_node_ports(&old["spec"]) && needs_node_ports(&new["spec"]) {
+            let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+            for p in new["spec"]["ports"].as_array_mut().into_iter().flatten().filter(|p| p["nodePort"].is_null()) {
+                if let Some(op) = old_ports.iter().find(|op| op["port"] == p["port"] && op["protocol"] == p["protocol"]) {
+                    if !op["nodePort"].is_null() {
+                        p["nodePort"] = op["nodePort"].clone();
+                    }
+                }
+            }
         }
     }
     fn prepare_for_create(&self, o: &mut Value) {
@@ -194,28 +257,47 @@ impl Strategy for Services {
         if t == "ExternalName" && spec["externalName"].as_str().unwrap_or("").is_empty() {
             errs.push(FieldError::required("spec.externalName", ""));
         }
+        // validateServicePort, port by port.
         let mut names = Vec::new();
         for (i, p) in ports.iter().enumerate() {
-            let port = p["port"].as_i64().unwrap_or(0);
-            if !(1..=65535).contains(&port) {
-                errs.push(FieldError::invalid(format!("spec.ports[{i}].port"), p["port"].clone(), "must be between 1 and 65535, inclusive"));
-            }
+            let pp = format!("spec.ports[{i}]");
             let name = p["name"].as_str().unwrap_or("");
             if ports.len() > 1 && name.is_empty() {
-                errs.push(FieldError::required(format!("spec.ports[{i}].name"), ""));
-            }
-            if !name.is_empty() {
-                if names.contains(&name) {
-                    errs.push(FieldError::duplicate(format!("spec.ports[{i}].name"), name));
+                errs.push(FieldError::required(format!("{pp}.name"), ""));
+            } else if !name.is_empty() {
+                for e in crate::validation::dns1123_label_errors(name) {
+                    errs.push(FieldError::invalid(format!("{pp}.name"), name, e));
                 }
-                names.push(name);
+                if names.contains(&name) {
+                    errs.push(FieldError::duplicate(format!("{pp}.name"), name));
+                } else {
+                    names.push(name);
+                }
             }
-            let proto = p["protocol"].as_str().unwrap_or("TCP");
-            if !["TCP", "UDP", "SCTP"].contains(&proto) {
-                errs.push(FieldError::not_supported(format!("spec.ports[{i}].protocol"), proto, &["SCTP", "TCP", "UDP"]));
+            let port = p["port"].as_i64().unwrap_or(0);
+            if !(1..=65535).contains(&port) {
+                errs.push(FieldError::invalid(format!("{pp}.port"), port, "must be between 1 and 65535, inclusive"));
+            }
+            match p["protocol"].as_str().unwrap_or("") {
+                "" => errs.push(FieldError::required(format!("{pp}.protocol"), "")),
+                "TCP" | "UDP" | "SCTP" => {}
+                proto => errs.push(FieldError::not_supported(format!("{pp}.protocol"), proto, &["SCTP", "TCP", "UDP"])),
+            }
+            match &p["targetPort"] {
+                Value::String(n) => {
+                    for e in common::port_name_errors(n) {
+                        errs.push(FieldError::invalid(format!("{pp}.targetPort"), n.as_str(), e));
+                    }
+                }
+                t => {
+                    let n = t.as_i64().unwrap_or(0);
+                    if !(1..=65535).contains(&n) {
+                        errs.push(FieldError::invalid(format!("{pp}.targetPort"), n, "must be between 1 and 65535, inclusive"));
+                    }
+                }
             }
             if p["nodePort"].is_number() && !needs_node_ports(spec) {
-                errs.push(FieldError::forbidden(format!("spec.ports[{i}].nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                errs.push(FieldError::forbidden(format!("{pp}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
             }
         }
         if let Some(sel) = spec["selector"].as_object() {
@@ -230,9 +312,24 @@ impl Strategy for Services {
         }
     }
     fn validate_update(&self, new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
-        let (n, o) = (&new["spec"]["clusterIP"], &old["spec"]["clusterIP"]);
-        if o.is_string() && n != o && new["spec"]["type"] != "ExternalName" && old["spec"]["type"] != "ExternalName" {
-            errs.push(FieldError::invalid("spec.clusterIPs[0]", n.clone(), "may not change once set"));
+        // validateUpgradeDowngradeClusterIPs: an allocated IP never changes (ExternalName aside).
+        let external = |v: &Value| v["spec"]["type"] == "ExternalName";
+        let headless = |v: &Value| v["spec"]["clusterIP"] == "None";
+        if external(new) || external(old) || (headless(new) && headless(old)) {
+            return;
+        }
+        let (n, o) = (new["spec"]["clusterIPs"].as_array().cloned().unwrap_or_default(), old["spec"]["clusterIPs"].as_array().cloned().unwrap_or_default());
+        let ips = gofmt::string_slice(&new["spec"]["clusterIPs"]);
+        if n.len() == o.len() {
+            for (i, ip) in o.iter().enumerate() {
+                if *ip != n[i] {
+                    errs.push(FieldError::invalid_rendered(format!("spec.clusterIPs[{i}]"), ips.clone(), "may not change once set"));
+                }
+            }
+        } else if n.is_empty() {
+            errs.push(FieldError::invalid_rendered("spec.clusterIPs[0]", ips, "primary clusterIP can not be unset"));
+        } else if !o.is_empty() && n[0] != o[0] {
+            errs.push(FieldError::invalid_rendered("spec.clusterIPs[0]", ips, "may not change once set"));
         }
     }
     fn admit_create(&self, store: &Store, o: &mut Value) -> ApiResult<()> {
@@ -306,5 +403,56 @@ impl Strategy for Services {
             ("spec.clusterIP", common::field_string(o, "spec.clusterIP")),
             ("spec.type", common::field_string(o, "spec.type")),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_defaults_follow_set_defaults_service() {
+        let mut o = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "sessionAffinity": "ClientIP",
+            "ports": [{"port": 80, "targetPort": ""}, {"name": "b", "port": 81, "targetPort": "http"}]}});
+        Services.default(&mut o);
+        let s = &o["spec"];
+        assert_eq!(s["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
+        assert_eq!((s["ports"][0]["targetPort"].clone(), s["ports"][1]["targetPort"].clone()), (json!(80), json!("http")));
+        assert_eq!((s["externalTrafficPolicy"].clone(), s["internalTrafficPolicy"].clone()), (json!("Cluster"), json!("Cluster")));
+        let mut o = json!({"spec": {"type": "ExternalName", "externalName": "x.example.com", "sessionAffinityConfig": {"clientIP": {}}}});
+        Services.default(&mut o);
+        assert!(o["spec"].get("internalTrafficPolicy").is_none() && o["spec"].get("externalTrafficPolicy").is_none());
+        assert!(o["spec"].get("sessionAffinityConfig").is_none());
+    }
+
+    #[test]
+    fn ports_are_validated_as_validate_service_port() {
+        let mut o = json!({"spec": {"selector": {"app": "a"}, "ports": [{"name": "web", "port": 80}, {"name": "web", "port": 70000, "targetPort": "Bad"}, {"port": 81}]}});
+        Services.default(&mut o);
+        let mut errs = Vec::new();
+        Services.validate(&o, &mut errs);
+        let got: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.field, e.body())).collect();
+        assert_eq!(got, [
+            "spec.ports[1].name: Duplicate value: \"web\"",
+            "spec.ports[1].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            "spec.ports[1].targetPort: Invalid value: \"Bad\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            "spec.ports[2].name: Required value",
+        ]);
+    }
+
+    #[test]
+    fn updates_keep_allocated_ips_and_refuse_changes() {
+        let old = json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80, "protocol": "TCP"}]}});
+        let mut new = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP"}]}});
+        Services.prepare_for_update(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+        let mut errs = Vec::new();
+        Services.validate_update(&new, &old, &mut errs);
+        assert!(errs.is_empty());
+        let mut moved = old.clone();
+        moved["spec"]["clusterIP"] = json!("10.96.0.11");
+        Services.prepare_for_update(&mut moved, &old);
+        Services.validate_update(&moved, &old, &mut errs);
+        assert_eq!(format!("{}: {}", errs[0].field, errs[0].body()), "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set");
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{common, info, persistentvolumeclaims};
+use super::{common, info, persistentvolumeclaims, podspec, workload};
 use crate::api::status::FieldError;
 use crate::registry::scale::ScalePaths;
 use crate::registry::{Column, ResourceInfo, Strategy};
@@ -15,11 +15,13 @@ const INFO: ResourceInfo = ResourceInfo {
     short_names: &["sts"],
     categories: &["all"],
     subresources: &["status", "scale"],
+    // ValidateStatefulSetName: a DNS label, as pod names and hostnames derive from it.
+    name_rule: crate::validation::NameRule::Label,
     ..info("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true)
 };
 
 /// Spec fields an update may change (ValidateStatefulSetUpdate).
-const MUTABLE: &[&str] = &["replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
+const MUTABLE: &[&str] = &["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
 
 impl Strategy for StatefulSets {
     fn info(&self) -> &ResourceInfo {
@@ -50,11 +52,12 @@ impl Strategy for StatefulSets {
         }
         common::default_field(spec, "replicas", json!(1));
         common::default_field(spec, "revisionHistoryLimit", json!(10));
-        common::default_pod_template(&mut spec["template"]);
+        podspec::default_pod_template(&mut spec["template"]);
         let templates = spec.get_mut("volumeClaimTemplates").and_then(|t| t.as_array_mut());
         for pvc in templates.into_iter().flatten().filter(|p| p.is_object()) {
             common::default_field(pvc, "apiVersion", json!("v1"));
             common::default_field(pvc, "kind", json!("PersistentVolumeClaim"));
+            podspec::defaults::default_embedded_metadata(pvc);
             persistentvolumeclaims::default_claim(pvc);
         }
     }
@@ -62,7 +65,7 @@ impl Strategy for StatefulSets {
         o["status"] = json!({"replicas": 0, "availableReplicas": 0});
     }
     fn validate(&self, o: &Value, errs: &mut Vec<FieldError>) {
-        common::validate_workload(o, errs, "statefulset");
+        // ValidateStatefulSetSpec, in its order.
         let spec = &o["spec"];
         match spec["podManagementPolicy"].as_str().unwrap_or("") {
             "OrderedReady" | "Parallel" => {}
@@ -71,7 +74,18 @@ impl Strategy for StatefulSets {
         }
         let us = &spec["updateStrategy"];
         match us["type"].as_str().unwrap_or("") {
-            "RollingUpdate" => common::non_negative(&us["rollingUpdate"]["partition"], "spec.updateStrategy.rollingUpdate.partition", errs),
+            "RollingUpdate" => {
+                let ru = &us["rollingUpdate"];
+                common::non_negative(&ru["partition"], "spec.updateStrategy.rollingUpdate.partition", errs);
+                if !ru["maxUnavailable"].is_null() {
+                    let (mu, p) = (&ru["maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable");
+                    workload::validate_int_or_percent(mu, p, false, errs);
+                    if workload::int_or_percent_value(mu) == 0 {
+                        errs.push(FieldError::invalid_rendered(p, workload::go_int_or_string(mu), "cannot be 0"));
+                    }
+                    workload::not_more_than_100_percent(mu, p, errs);
+                }
+            }
             "OnDelete" => {
                 if !us["rollingUpdate"].is_null() {
                     errs.push(FieldError::invalid("spec.updateStrategy.rollingUpdate", us["rollingUpdate"].clone(), "only allowed for updateStrategy 'RollingUpdate'"));
@@ -84,7 +98,30 @@ impl Strategy for StatefulSets {
             let p = format!("spec.persistentVolumeClaimRetentionPolicy.{f}");
             common::one_of(&spec["persistentVolumeClaimRetentionPolicy"][f], &p, &["Retain", "Delete"], errs);
         }
+        common::non_negative(&spec["replicas"], "spec.replicas", errs);
+        common::non_negative(&spec["minReadySeconds"], "spec.minReadySeconds", errs);
         common::non_negative(&spec["ordinals"]["start"], "spec.ordinals.start", errs);
+        workload::required_selector(&spec["selector"], "spec.selector", "statefulset", errs);
+        match workload::Selector::of(&spec["selector"]) {
+            None => errs.push(FieldError::invalid_rendered("spec.selector", crate::api::gofmt::label_selector(&spec["selector"]), "")),
+            Some(sel) => {
+                // ValidatePodTemplateSpecForStatefulSet checks labels and annotations only: the
+                // pod spec's mounts refer to volumeClaimTemplates, which the pod validation
+                // would not know (upstream leaves it as a TODO).
+                let t = &spec["template"];
+                if !sel.is_empty() && !sel.matches(&t["metadata"]["labels"]) {
+                    errs.push(workload::labels_mismatch(t, "spec.template"));
+                }
+                podspec::validation::validate_labels(&t["metadata"]["labels"], "spec.template.labels", errs);
+            }
+        }
+        let rp = &spec["template"]["spec"]["restartPolicy"];
+        if rp.as_str() != Some("Always") {
+            errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp.clone(), &["Always"]));
+        }
+        if !spec["template"]["spec"]["activeDeadlineSeconds"].is_null() {
+            errs.push(FieldError::forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in StatefulSet is not Supported"));
+        }
         for (i, pvc) in spec["volumeClaimTemplates"].as_array().into_iter().flatten().enumerate() {
             let name = pvc["metadata"]["name"].as_str().unwrap_or("");
             if name.is_empty() {
@@ -105,7 +142,7 @@ impl Strategy for StatefulSets {
         if strip(new) != strip(old) {
             errs.push(FieldError::forbidden(
                 "spec",
-                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
             ));
         }
     }

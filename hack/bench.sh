@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Tenant master benchmarks (results go into BENCHMARKS.md by hand, with this command).
+# Builds the release binary and runs tests/benches/tenant_master.rs against a throwaway etcd.
+# Knobs (env): BENCH_STARTS BENCH_CREATES BENCH_ROUNDS BENCH_PODS BENCH_LISTS BENCH_GETS.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/hack/lib.sh"
+ensure_apt_packages
+ensure_rust
+cd "$ROOT"
+cargo build --release -p kplex
+export KPLEX_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/kplex"
+cargo bench -p kplex-e2e --bench tenant_master

@@ -54,6 +54,11 @@ impl Etcd {
         }
         Etcd { child, endpoint, _dir: dir }
     }
+
+    /// The etcd process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Etcd {

@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kplex_e2e::{free_port, kplex_bin, Etcd};
 use kube::api::{Api, PostParams};
 
+/// Requests in flight for the pod creates.
 const CONCURRENCY: usize = 32;
 
 fn arg_usize(name: &str, default: usize) -> usize {
@@ -55,6 +56,24 @@ fn spawn_tm(etcd: &str, name: &str, dir: &std::path::Path, port: u16) -> (std::p
     assert!(line.contains("ready"), "unexpected first line: {line}");
     std::thread::spawn(move || for _ in lines {});
     (child, took)
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// CPU seconds used by (this process, etcd, the tenant master) while `f` runs.
+async fn with_cpu<T>(etcd: u32, tm: u32, f: impl std::future::Future<Output = T>) -> (T, [f64; 3]) {
+    let me = std::process::id();
+    let before = [cpu_secs(me), cpu_secs(etcd), cpu_secs(tm)];
+    let out = f.await;
+    let after = [cpu_secs(me), cpu_secs(etcd), cpu_secs(tm)];
+    (out, [after[0] - before[0], after[1] - before[1], after[2] - before[2]])
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -103,7 +122,7 @@ fn pod(name: &str, i: usize) -> Pod {
 }
 
 /// Creates `n` ConfigMaps through the API, `CONCURRENCY` in flight; returns objects/s.
-async fn api_creates(c: &kube::Client, round: usize, n: usize, payload: &str) -> f64 {
+async fn api_creates(c: &kube::Client, round: usize, n: usize, payload: &str, conc: usize) -> f64 {
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
     let t0 = Instant::now();
     stream::iter(0..n)
@@ -112,22 +131,46 @@ async fn api_creates(c: &kube::Client, round: usize, n: usize, payload: &str) ->
             let cm = config_map(&format!("cm-{round}-{i}"), payload);
             async move { api.create(&PostParams::default(), &cm).await.unwrap() }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(conc)
         .for_each(|_| async {})
         .await;
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
 /// Puts `n` values of `value`'s bytes straight into etcd, `CONCURRENCY` in flight; returns puts/s.
-async fn etcd_puts(etcd: &etcd_client::Client, round: usize, n: usize, value: &[u8]) -> f64 {
+async fn etcd_puts(etcd: &etcd_client::Client, round: usize, n: usize, value: &[u8], conc: usize) -> f64 {
+    etcd_puts_at(etcd, &format!("/raw-bench/{round}"), n, value, conc).await
+}
+
+async fn etcd_puts_at(etcd: &etcd_client::Client, prefix: &str, n: usize, value: &[u8], conc: usize) -> f64 {
     let t0 = Instant::now();
     stream::iter(0..n)
         .map(|i| {
             let mut kv = etcd.kv_client();
             let v = value.to_vec();
-            async move { kv.put(format!("/raw-bench/{round}/{i}"), v, None).await.unwrap() }
+            let key = format!("{prefix}/{i}");
+            async move { kv.put(key, v, None).await.unwrap() }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(conc)
+        .for_each(|_| async {})
+        .await;
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Creates `n` keys with the create-if-absent transaction the tenant master uses.
+async fn etcd_txn_creates(etcd: &etcd_client::Client, round: usize, n: usize, value: &[u8], conc: usize) -> f64 {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let t0 = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let mut kv = etcd.kv_client();
+            let key = format!("/raw-txn/{round}/{i}");
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key, value.to_vec(), None)]);
+            async move { assert!(kv.txn(txn).await.unwrap().succeeded()) }
+        })
+        .buffer_unordered(conc)
         .for_each(|_| async {})
         .await;
     n as f64 / t0.elapsed().as_secs_f64()
@@ -188,18 +231,39 @@ async fn main() {
     let mut ec = etcd_client.clone();
     let stored = ec.get("/kplex/bench/registry/core/configmaps/default/probe", None).await.unwrap();
     let stored = stored.kvs().first().map(|kv| kv.value().to_vec()).expect("probe ConfigMap stored under /kplex/bench/registry/core/configmaps");
-    println!("\n## ConfigMap create throughput vs raw etcd put ({creates} per round, {CONCURRENCY} in flight, {} bytes stored per object)", stored.len());
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
-    for r in 0..rounds {
-        let e = etcd_puts(&etcd_client, r, creates, &stored).await;
-        let a = api_creates(&c, r, creates, &payload).await;
-        println!("round {r}: raw etcd {e:.0} puts/s, API {a:.0} creates/s, ratio {:.2}", a / e);
-        raw.push(e);
-        ours.push(a);
+    let levels: Vec<usize> = std::env::var("BENCH_CONCURRENCY").unwrap_or_else(|_| "1,32".into()).split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    println!("\n## ConfigMap create throughput vs raw etcd put ({creates} per round, {} bytes stored per object)", stored.len());
+    let mut total = 0;
+    for &conc in &levels {
+        let n = if conc == 1 { creates / 4 } else { creates };
+        let (mut ours, mut raw) = (0.0, 0.0);
+        println!("### {conc} in flight");
+        for r in 0..rounds {
+            let round = total + r;
+            let (e, ce) = with_cpu(etcd.pid(), tm.id(), etcd_puts(&etcd_client, round, n, &stored, conc)).await;
+            let (a, ca) = with_cpu(etcd.pid(), tm.id(), api_creates(&c, round, n, &payload, conc)).await;
+            println!("round {r}: raw etcd {e:.0} puts/s, API {a:.0} creates/s, ratio {:.2}", a / e);
+            let per = |c: [f64; 3]| format!("client {:.0} µs, etcd {:.0} µs, tenant master {:.0} µs", c[0] * 1e6 / n as f64, c[1] * 1e6 / n as f64, c[2] * 1e6 / n as f64);
+            println!("  CPU per op: raw puts: {}; API creates: {}", per(ce), per(ca));
+            raw += e;
+            ours += a;
+        }
+        total += rounds;
+        println!("{conc} in flight: ratio API/raw etcd over {rounds} rounds: {:.2}", ours / raw);
+        if conc == *levels.iter().max().unwrap() {
+            // What the storage alone costs etcd: the tenant master's create-if-absent
+            // transaction, and raw puts while one prefix watch (a watch cache's) gets every event.
+            let (t, ct) = with_cpu(etcd.pid(), tm.id(), etcd_txn_creates(&etcd_client, 0, n, &stored, conc)).await;
+            println!("raw etcd create-if-absent txn: {t:.0} txns/s; etcd CPU per op {:.0} µs", ct[1] * 1e6 / n as f64);
+            let mut watcher = etcd_client.watch_client();
+            let mut events = watcher.watch("/raw-watched/", Some(etcd_client::WatchOptions::new().with_prefix())).await.unwrap();
+            let drain = tokio::spawn(async move { while let Ok(Some(_)) = events.message().await {} });
+            let (w, cw) = with_cpu(etcd.pid(), tm.id(), etcd_puts_at(&etcd_client, "/raw-watched", n, &stored, conc)).await;
+            println!("raw etcd put with one prefix watch: {w:.0} puts/s; etcd CPU per op {:.0} µs", cw[1] * 1e6 / n as f64);
+            drain.abort();
+        }
     }
-    let (so, sr): (f64, f64) = (ours.iter().sum(), raw.iter().sum());
-    println!("overall ratio API/raw etcd: {:.2}", so / sr);
-    println!("RSS after {} ConfigMaps: {:.1} MiB", rounds * creates + 1, rss_kib(tm.id()) as f64 / 1024.0);
+    println!("RSS after the ConfigMaps: {:.1} MiB", rss_kib(tm.id()) as f64 / 1024.0);
 
     // 10,000 pods, then LIST and GET latencies.
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());

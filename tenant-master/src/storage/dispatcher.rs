@@ -200,7 +200,6 @@ impl Caches {
         let strip = self.etcd.prefix().len();
         let opts = WatchOptions::new()
             .with_prefix()
-            .with_prev_key()
             .with_progress_notify()
             .with_start_revision(rev + 1);
         let mut stream = self.etcd.client().watch_client().watch(prefix, Some(opts)).await.map_err(|e| (rev, e.to_string()))?;

@@ -111,6 +111,21 @@ fn kubectl_explain_validate_and_raw_openapi() {
         assert!(tm.kubectl(&["delete", "deployment", "strict"]).ok);
     }
 
+    // Every served resource can be explained (the plural, its group version's document, the
+    // kind found there by x-kubernetes-group-version-kind).
+    let cache = tempfile::tempdir().unwrap();
+    let resources = tm.kubectl(&["api-resources", "--no-headers"]);
+    assert!(resources.ok, "{resources:?}");
+    let mut explained = 0;
+    for line in resources.stdout.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (name, kind, api_version) = (cols[0], cols[cols.len() - 1], cols[cols.len() - 3]);
+        let out = explain(&kubectl, &tm, cache.path(), &[name, "--api-version", api_version]);
+        assert!(out.stdout.contains(&format!("KIND:       {kind}\n")), "{name} ({api_version}):\n{}", out.stdout);
+        explained += 1;
+    }
+    assert!(explained >= 30, "{}", resources.stdout);
+
     // The Swagger 2.0 document through kubectl's own protobuf decoding (gnostic).
     let cache = tempfile::tempdir().unwrap();
     let v2 = explain(&kubectl, &tm, cache.path(), &["deployment.spec.strategy", "--output=plaintext-openapiv2"]);

@@ -26,7 +26,7 @@ pub fn json_response(code: StatusCode, v: &Value) -> Response {
     (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn raw_response(code: StatusCode, body: Vec<u8>) -> Response {
+fn raw_response(code: StatusCode, body: impl IntoResponse) -> Response {
     (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -195,6 +195,10 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 Some("0") => store.get_cached(sd, ns, name).ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?,
                 _ => store.get(sd, ns, name).await?,
             };
+            if let Output::Json = out {
+                // The cached serialized form, as LIST serves it: no re-encoding per GET.
+                return Ok(raw_response(StatusCode::OK, obj.raw.clone()));
+            }
             Ok(render_object(sd, &obj.value(), out, q, StatusCode::OK))
         }
         ("", Method::PUT) | ("status", Method::PUT) | ("finalize", Method::PUT) => {

@@ -127,6 +127,15 @@ impl TenantMaster {
         }
     }
 
+    /// curl arguments authenticating as the tenant's admin (client certificate).
+    pub fn admin_cert(&self) -> Vec<String> {
+        let pki = self.dir.join("pki");
+        ["--cert", "admin.crt", "--key", "admin.key"]
+            .iter()
+            .map(|a| if a.starts_with("--") { a.to_string() } else { pki.join(a).display().to_string() })
+            .collect()
+    }
+
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
@@ -148,6 +157,33 @@ impl Drop for TenantMaster {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// What a curl run returned: status code, response headers and body.
+#[derive(Debug)]
+pub struct CurlOutput {
+    pub code: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+/// curl against a tenant with its CA; `auth` is e.g. `tm.admin_cert()` or a bearer header.
+pub fn curl(tm: &TenantMaster, auth: &[String], args: &[&str]) -> CurlOutput {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-w", "\n%{http_code}", "--cacert"])
+        .arg(tm.dir.join("pki/ca.crt"))
+        .args(auth)
+        .args(args)
+        .output()
+        .expect("curl");
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let (rest, code) = s.rsplit_once('\n').unwrap();
+    let (mut headers, mut body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    // Interim responses (100 Continue) come first: keep the final header block.
+    while body.starts_with("HTTP/") {
+        (headers, body) = body.split_once("\r\n\r\n").unwrap_or((body, ""));
+    }
+    CurlOutput { code: code.trim().parse().unwrap_or(0), headers: headers.to_string(), body: body.to_string() }
 }
 
 /// What a kubectl run printed.

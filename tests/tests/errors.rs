@@ -1,22 +1,12 @@
 //! Bad input gets the Status upstream returns, and never touches stored state.
 
-use std::process::Command;
-
 use kplex_e2e::{Etcd, TenantMaster};
 
 /// curl with the tenant's CA; returns (code, body).
 fn curl(tm: &TenantMaster, auth: &[&str], args: &[&str]) -> (u16, String) {
-    let ca = tm.dir.join("pki/ca.crt");
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "--cacert"])
-        .arg(&ca)
-        .args(auth)
-        .args(args)
-        .output()
-        .expect("curl");
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = s.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    let auth: Vec<String> = auth.iter().map(|a| a.to_string()).collect();
+    let o = kplex_e2e::curl(tm, &auth, args);
+    (o.code, o.body)
 }
 
 #[test]

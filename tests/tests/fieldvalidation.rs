@@ -1,26 +1,11 @@
 //! fieldValidation (Strict/Warn/Ignore) and dryRun on writes, as kube-apiserver does them.
 
-use std::process::Command;
-
 use kplex_e2e::{Etcd, TenantMaster};
 
-/// curl with the admin certificate; returns (code, response headers, body).
+/// curl as the admin; returns (code, response headers, body).
 fn curl(tm: &TenantMaster, args: &[&str]) -> (u16, String, String) {
-    let pki = tm.dir.join("pki");
-    let out = Command::new("curl")
-        .args(["-s", "-D", "-", "-w", "\n%{http_code}", "--cacert"])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"))
-        .args(args)
-        .output()
-        .expect("curl");
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    let (rest, code) = s.rsplit_once('\n').unwrap();
-    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-    (code.trim().parse().unwrap_or(0), headers.to_string(), body.to_string())
+    let o = kplex_e2e::curl(tm, &tm.admin_cert(), args);
+    (o.code, o.headers, o.body)
 }
 
 fn warnings(headers: &str) -> Vec<String> {

@@ -220,21 +220,10 @@ fn kubectl_patch_flows_merge_like_a_real_cluster() {
 
 /// curl with the tenant's admin certificate; returns (code, body).
 fn curl_patch(tm: &TenantMaster, content_type: &str, body: &str, path: &str) -> (u16, serde_json::Value) {
-    let pki = tm.dir.join("pki");
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "--cacert"])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"))
-        .args(["-X", "PATCH", "-H", &format!("Content-Type: {content_type}"), "--data-binary", body])
-        .arg(format!("{}{path}", tm.url()))
-        .output()
-        .expect("curl");
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = s.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or_default())
+    let url = format!("{}{path}", tm.url());
+    let ct = format!("Content-Type: {content_type}");
+    let o = kplex_e2e::curl(tm, &tm.admin_cert(), &["-X", "PATCH", "-H", &ct, "--data-binary", body, &url]);
+    (o.code, serde_json::from_str(&o.body).unwrap_or_default())
 }
 
 #[test]

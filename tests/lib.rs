@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: a real etcd on a free loopback port with a temporary
 //! data dir, real `kplex` processes, and the real kubectl. Everything started is killed on drop.
 
+pub mod kubelet;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -192,6 +194,15 @@ pub struct Output {
     pub ok: bool,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Output {
+    /// stdout of a run that must have succeeded (panics with stderr otherwise).
+    #[track_caller]
+    pub fn must(self) -> String {
+        assert!(self.ok, "kubectl failed: {}{}", self.stderr, self.stdout);
+        self.stdout
+    }
 }
 
 /// Runs `kubectl` (a path or name) with a kubeconfig, optional stdin.

@@ -66,6 +66,10 @@ pub struct Config {
     /// Run the built-in controllers.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub controllers: bool,
+    /// Built-in controllers not to run (names as kube-controller-manager's: namespace,
+    /// garbagecollector, deployment, replicaset, ...).
+    #[arg(long, value_delimiter = ',')]
+    pub disable_controllers: Vec<String>,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -138,7 +142,7 @@ impl TenantMaster {
         let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
         tokio::spawn(server::serve(listener, tls, auth, st));
         if cfg.controllers {
-            tokio::spawn(controllers::namespace::run(store.clone()));
+            controllers::start(store.clone(), &cfg.disable_controllers);
         }
         if !cfg.etcd_compaction_interval.is_zero() {
             tokio::spawn(compactor(etcd, cfg.etcd_compaction_interval));

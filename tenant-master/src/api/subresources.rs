@@ -22,8 +22,9 @@ pub async fn bind(st: &ApiState, s: &dyn Strategy, ns: &str, name: &str, b: &Val
         return Err(ApiError::invalid("", "Binding", name, &[super::status::FieldError::required("target.name", "")]));
     }
     let now = crate::meta::now_rfc3339();
+    let bind_opts = WriteOpts { skip_update_validation: true, ..wo.clone() };
     st.store
-        .guaranteed_update(s, ns, name, Part::Main, wo, false, |cur| {
+        .guaranteed_update(s, ns, name, Part::Main, &bind_opts, false, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found("", "pods", name))?;
             if crate::meta::is_deleting(cur) {
                 return Err(ApiError::conflict("", "pods", name, "pod is being deleted, cannot be assigned to a host"));

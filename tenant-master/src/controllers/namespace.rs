@@ -1,46 +1,38 @@
 //! Namespace lifecycle: once a namespace is marked for deletion, delete everything in it, then
 //! remove the `kubernetes` finalizer so the namespace itself goes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::runtime::ctx::NAMESPACES;
+use super::runtime::{Action, Controller, Ctx};
+use crate::api::status::ApiError;
 use crate::meta;
 use crate::registry::store::{DeleteOpts, ListOpts, Part, Store, WriteOpts};
 
 /// Runs until the process ends.
-pub async fn run(store: Arc<Store>) {
-    let Some(nss) = store.registry.lookup("", "v1", "namespaces") else { return };
-    let cache = store.caches.resource(&nss.info().id());
-    let mut notify = cache.subscribe();
-    loop {
-        let (items, _) = cache.snapshot();
-        let mut pending = false;
-        for ns in items {
-            let v = ns.value();
-            if !meta::is_deleting(&v) {
-                continue;
-            }
-            let has_fin = v["spec"]["finalizers"].as_array().map(|a| a.iter().any(|f| f == "kubernetes")).unwrap_or(false);
-            if !has_fin {
-                continue;
-            }
-            match finalize(&store, &ns.name).await {
-                Ok(true) => {}
-                Ok(false) => pending = true,
-                Err(e) => {
-                    tracing::warn!(namespace = %ns.name, error = %e, "namespace cleanup failed");
-                    pending = true;
-                }
-            }
-        }
-        if pending {
-            // Something is still going away (finalizers, grace periods): look again soon.
-            let _ = tokio::time::timeout(Duration::from_secs(2), notify.changed()).await;
-        } else if notify.changed().await.is_err() {
-            return;
-        }
+pub async fn run(ctx: Ctx) {
+    Controller::new("namespace", ctx)
+        .watches(NAMESPACES, |ch| vec![ch.key()])
+        .run(|ctx, key| async move { reconcile(&ctx, &key.name).await })
+        .await
+}
+
+async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ApiError> {
+    let Some(ns) = ctx.get(NAMESPACES, "", name) else { return Ok(Action::Done) };
+    if !meta::is_deleting(&ns) {
+        return Ok(Action::Done);
+    }
+    let has_fin = ns["spec"]["finalizers"].as_array().map(|a| a.iter().any(|f| f == "kubernetes")).unwrap_or(false);
+    if !has_fin {
+        return Ok(Action::Done);
+    }
+    if finalize(&ctx.store, name).await? {
+        Ok(Action::Done)
+    } else {
+        // Something is still going away (finalizers, grace periods): look again soon.
+        Ok(Action::RequeueAfter(Duration::from_secs(1)))
     }
 }
 

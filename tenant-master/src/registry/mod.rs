@@ -139,6 +139,11 @@ pub trait Strategy: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Checks run before a delete (admission on DELETE).
+    fn admit_delete(&self, _store: &store::Store, _obj: &Value) -> ApiResult<()> {
+        Ok(())
+    }
+
     /// Table columns after Name (Age is added where the strategy puts it).
     fn columns(&self) -> Vec<Column> {
         vec![Column::name(), Column::age()]

@@ -38,6 +38,9 @@ pub struct WriteOpts {
     /// The caller computed the new object's managedFields itself (server-side apply): the store
     /// records no Update operation and keeps them.
     pub managed_by_caller: bool,
+    /// A server-internal write that update validation must not judge (pods/binding setting the
+    /// otherwise immutable `spec.nodeName`, as upstream's binding REST writes storage directly).
+    pub skip_update_validation: bool,
 }
 
 /// `metav1.DeleteOptions` as far as the store uses it.
@@ -610,7 +613,9 @@ impl Store {
             if same_object(&new, &old) {
                 return Ok(old);
             }
-            self.validate(s, &new, Some(&old))?;
+            if !o.skip_update_validation {
+                self.validate(s, &new, Some(&old))?;
+            }
             s.admit_update(self, &mut new, &old)?;
             // An update that clears the last finalizer of an object being deleted deletes it.
             let delete_now = meta::is_deleting(&new)
@@ -737,6 +742,7 @@ impl Store {
                     )));
                 }
             }
+            s.admit_delete(self, &obj)?;
             let key = inf.key(ns, name);
             let mut changed = false;
             match o.propagation.as_deref() {

@@ -32,6 +32,18 @@ impl Strategy for Namespaces {
     fn info(&self) -> &ResourceInfo {
         &INFO
     }
+    /// The NamespaceLifecycle admission plugin's immortal namespaces.
+    fn admit_delete(&self, _store: &crate::registry::store::Store, obj: &Value) -> crate::api::status::ApiResult<()> {
+        let name = crate::meta::name(obj);
+        if ["default", "kube-system", "kube-public"].contains(&name) {
+            let mut e = crate::api::status::ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ));
+            e.details = Some(json!({"name": name, "kind": "namespaces"}));
+            return Err(e);
+        }
+        Ok(())
+    }
     fn default(&self, obj: &mut Value) {
         common::default_field(obj, "spec", json!({}));
         common::default_field(&mut obj["spec"], "finalizers", json!(["kubernetes"]));

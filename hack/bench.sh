@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tenant master benchmarks (results go into BENCHMARKS.md by hand, with this command).
-# Builds the release binary and runs tests/benches/tenant_master.rs against a throwaway etcd.
-# Knobs (env): BENCH_STARTS BENCH_CREATES BENCH_ROUNDS BENCH_PODS BENCH_LISTS BENCH_GETS.
+# Builds the release binary and runs one bench of tests/benches (default tenant_master; e.g.
+# `./hack/bench.sh idle_tenants`) against a throwaway etcd.
+# Knobs (env): BENCH_STARTS BENCH_CREATES BENCH_ROUNDS BENCH_PODS BENCH_LISTS BENCH_GETS;
+# idle_tenants: BENCH_TENANTS BENCH_SETTLE_SECS BENCH_IDLE_SECS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/hack/lib.sh"
@@ -10,4 +12,4 @@ ensure_rust
 cd "$ROOT"
 cargo build --release -p kplex
 export KPLEX_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/kplex"
-cargo bench -p kplex-e2e --bench tenant_master
+cargo bench -p kplex-e2e --bench "${1:-tenant_master}"

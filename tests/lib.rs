@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: a real etcd on a free loopback port with a temporary
 //! data dir, real `kplex` processes, and the real kubectl. Everything started is killed on drop.
 
+pub mod bench;
 pub mod kubelet;
 
 use std::io::{BufRead, BufReader};

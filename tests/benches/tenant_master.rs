@@ -12,13 +12,12 @@
 //! - LIST of 10,000 pods (served from the watch cache) and single-object GET latency,
 //!   reading raw response bytes so client-side decoding is not counted.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kplex_e2e::bench::{cpu_secs, rss_kib, spawn_tm};
 use kplex_e2e::{free_port, kplex_bin, Etcd};
 use kube::api::{Api, PostParams};
 
@@ -38,35 +37,6 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Starts `kplex tenant-master` and returns (child, time to its `ready` line).
-fn spawn_tm(etcd: &str, name: &str, dir: &std::path::Path, port: u16) -> (std::process::Child, Duration) {
-    let t0 = Instant::now();
-    let mut child = Command::new(kplex_bin())
-        .args(["tenant-master", "--name", name, "--etcd-endpoints", etcd])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("tenant master exited before ready").unwrap();
-    let took = t0.elapsed();
-    assert!(line.contains("ready"), "unexpected first line: {line}");
-    std::thread::spawn(move || for _ in lines {});
-    (child, took)
-}
-
-/// CPU time (user + system) a process has used so far, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &s[s.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
 /// CPU seconds used by (this process, etcd, the tenant master) while `f` runs.
 async fn with_cpu<T>(etcd: u32, tm: u32, f: impl std::future::Future<Output = T>) -> (T, [f64; 3]) {
     let me = std::process::id();
@@ -74,11 +44,6 @@ async fn with_cpu<T>(etcd: u32, tm: u32, f: impl std::future::Future<Output = T>
     let out = f.await;
     let after = [cpu_secs(me), cpu_secs(etcd), cpu_secs(tm)];
     (out, [after[0] - before[0], after[1] - before[1], after[2] - before[2]])
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
 }
 
 async fn client(kubeconfig: &std::path::Path) -> kube::Client {
@@ -197,14 +162,14 @@ async fn main() {
     for i in 0..starts {
         let dir = work.path().join(format!("start-{i}"));
         let name = format!("start{i}");
-        let (mut c, t) = spawn_tm(&etcd.endpoint, &name, &dir, free_port());
+        let (mut c, t) = spawn_tm(&etcd.endpoint, &name, &dir, free_port(), &[]);
         first.push(t);
         // Idle: let bootstrap writes and the first watch events settle.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         rss.push(rss_kib(c.id()));
         c.kill().unwrap();
         c.wait().unwrap();
-        let (mut c, t) = spawn_tm(&etcd.endpoint, &name, &dir, free_port());
+        let (mut c, t) = spawn_tm(&etcd.endpoint, &name, &dir, free_port(), &[]);
         again.push(t);
         c.kill().unwrap();
         c.wait().unwrap();
@@ -220,7 +185,7 @@ async fn main() {
 
     // The tenant master under load.
     let dir = work.path().join("bench");
-    let (mut tm, _) = spawn_tm(&etcd.endpoint, "bench", &dir, free_port());
+    let (mut tm, _) = spawn_tm(&etcd.endpoint, "bench", &dir, free_port(), &[]);
     let c = client(&dir.join("kubeconfig")).await;
     let etcd_client = etcd_client::Client::connect([etcd.endpoint.as_str()], None).await.unwrap();
 

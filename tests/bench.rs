@@ -1,0 +1,45 @@
+//! Helpers shared by the benchmarks in tests/benches: starting tenant masters directly (timing
+//! their `ready` line) and reading a process's CPU time and memory from /proc.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::kplex_bin;
+
+/// Starts `kplex tenant-master` with `extra` arguments and returns (child, time to its `ready`
+/// line).
+pub fn spawn_tm(etcd: &str, name: &str, dir: &std::path::Path, port: u16, extra: &[&str]) -> (std::process::Child, Duration) {
+    let t0 = Instant::now();
+    let mut child = Command::new(kplex_bin())
+        .args(["tenant-master", "--name", name, "--etcd-endpoints", etcd])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("tenant master exited before ready").unwrap();
+    let took = t0.elapsed();
+    assert!(line.contains("ready"), "unexpected first line: {line}");
+    std::thread::spawn(move || for _ in lines {});
+    (child, took)
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
+}

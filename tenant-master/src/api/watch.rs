@@ -203,6 +203,8 @@ pub async fn serve(st: ApiState, s: Arc<dyn Strategy>, ns: String, q: Query, out
                         }
                     }
                     pos = pos.max(global);
+                    // Let the next bookmark carry etcd's newer revision if other tenants wrote.
+                    caches.request_progress();
                     if tx.send(Ok(enc.bookmark(pos, false))).await.is_err() {
                         return;
                     }

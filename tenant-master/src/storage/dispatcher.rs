@@ -25,6 +25,9 @@ pub struct Caches {
     field_fns: RwLock<HashMap<String, FieldFn>>,
     /// The revision up to which every event of the prefix has been applied.
     rev: watch::Sender<i64>,
+    /// Asks the watch loop to request a progress notification from etcd (on demand only, so
+    /// an idle tenant sends etcd nothing).
+    progress_wanted: tokio::sync::Notify,
 }
 
 /// Splits `/registry/<group>/<resource>/<rest>` into (`<group>/<resource>`, `<rest>`).
@@ -47,6 +50,7 @@ impl Caches {
             resources: RwLock::new(HashMap::new()),
             field_fns: RwLock::new(field_fns),
             rev: watch::channel(0).0,
+            progress_wanted: tokio::sync::Notify::new(),
         });
         let rev = caches.initial_load().await?;
         let c = caches.clone();
@@ -84,8 +88,17 @@ impl Caches {
             return true;
         }
         let mut rx = self.rev.subscribe();
+        // The revision may belong to another tenant's write in a shared etcd; a progress
+        // notification moves this tenant's revision past it.
+        self.request_progress();
         let ok = matches!(tokio::time::timeout(timeout, rx.wait_for(|r| *r >= rv)).await, Ok(Ok(_)));
         ok
+    }
+
+    /// Asks etcd where this tenant's watch stands, so the revision advances past other
+    /// tenants' writes (for bookmarks and `resourceVersion=N` reads).
+    pub fn request_progress(&self) {
+        self.progress_wanted.notify_one();
     }
 
     pub fn etcd(&self) -> &Etcd {
@@ -203,14 +216,11 @@ impl Caches {
             .with_progress_notify()
             .with_start_revision(rev + 1);
         let mut stream = self.etcd.client().watch_client().watch(prefix, Some(opts)).await.map_err(|e| (rev, e.to_string()))?;
-        let mut progress = tokio::time::interval(Duration::from_secs(5));
-        progress.tick().await;
         loop {
             let msg = tokio::select! {
                 m = stream.message() => m,
-                _ = progress.tick() => {
-                    // Ask etcd where the watch stands, so bookmarks and waits advance even when
-                    // this tenant is quiet.
+                _ = self.progress_wanted.notified() => {
+                    // Someone waits for a revision this tenant's own events do not reach.
                     let _ = stream.request_progress().await;
                     continue;
                 }

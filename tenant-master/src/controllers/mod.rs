@@ -3,6 +3,7 @@
 //! [`ALL`] lists them, and `--controllers` / `--disable-controllers` choose which run.
 
 pub mod namespace;
+pub mod podutil;
 pub mod runtime;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 //! idle, no per-tenant thread pools). Each is one tokio task built from [`runtime`]'s pieces;
 //! [`ALL`] lists them, and `--controllers` / `--disable-controllers` choose which run.
 
+pub mod garbagecollector;
 pub mod namespace;
 pub mod podutil;
 pub mod runtime;
@@ -18,6 +19,7 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Every built-in controller by the name upstream's kube-controller-manager gives it.
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
+    ("garbagecollector", |c| Box::pin(garbagecollector::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

@@ -25,6 +25,11 @@ impl Res {
     pub const fn new(group: &'static str, version: &'static str, plural: &'static str) -> Res {
         Res { group, version, plural }
     }
+
+    /// The resource a registered strategy serves (for controllers that watch every resource).
+    pub fn of(info: &crate::registry::ResourceInfo) -> Res {
+        Res { group: info.group, version: info.version, plural: info.plural }
+    }
 }
 
 pub const PODS: Res = Res::new("", "v1", "pods");

@@ -31,11 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::WatchStream;
 
 pub use ctx::{Ctx, Res};
 pub use owners::{controller_of, owner_keys, OwnerRef};
-pub use queue::{ObjKey, WorkQueue};
+pub use queue::{ObjKey, QueueKey, WorkQueue};
 
 use crate::api::status::ApiError;
 use crate::storage::cache::{CachedObject, ResourceCache, Since};
@@ -69,18 +70,18 @@ impl Change<'_> {
 }
 
 /// Maps one change of a watched resource to the keys of the controller's primary objects.
-pub type Mapper = Box<dyn Fn(&Change) -> Vec<ObjKey> + Send + Sync>;
+pub type Mapper<K = ObjKey> = Box<dyn Fn(&Change) -> Vec<K> + Send + Sync>;
 
-struct Source {
+struct Source<K> {
     cache: Arc<ResourceCache>,
     last: i64,
-    map: Mapper,
+    map: Mapper<K>,
 }
 
-impl Source {
+impl<K: QueueKey> Source<K> {
     /// Queues the keys of every change since the last look; on a gap in history (should not
     /// happen: controllers keep up), treats every current object as changed.
-    fn drain(&mut self, q: &mut WorkQueue) {
+    fn drain(&mut self, q: &mut WorkQueue<K>) {
         match self.cache.since(self.last) {
             Since::Events(evs) => {
                 for ev in evs {
@@ -96,7 +97,7 @@ impl Source {
         }
     }
 
-    fn resync(&mut self, q: &mut WorkQueue) {
+    fn resync(&mut self, q: &mut WorkQueue<K>) {
         let (items, rv) = self.cache.snapshot();
         for o in &items {
             for k in (self.map)(&Change { object: Some(o), prev: None }) {
@@ -107,39 +108,51 @@ impl Source {
     }
 }
 
-type Reconcile = Arc<dyn Fn(Ctx, ObjKey) -> Pin<Box<dyn Future<Output = Result<Action, ApiError>> + Send>> + Send + Sync>;
+type Reconcile<K> = Arc<dyn Fn(Ctx, K) -> Pin<Box<dyn Future<Output = Result<Action, ApiError>> + Send>> + Send + Sync>;
 
 /// A controller under construction: its name, what it watches and how wide it works.
-pub struct Controller {
+///
+/// Keys are [`ObjKey`]s of one primary resource by default; a controller may use any
+/// [`QueueKey`] instead (the garbage collector keys by object UID across all resources).
+pub struct Controller<K = ObjKey> {
     name: &'static str,
     ctx: Ctx,
-    sources: Vec<Source>,
+    sources: Vec<Source<K>>,
+    extra: Option<mpsc::UnboundedReceiver<K>>,
     workers: usize,
     resync: Option<Duration>,
 }
 
-impl Controller {
-    pub fn new(name: &'static str, ctx: Ctx) -> Controller {
-        Controller { name, ctx, sources: Vec::new(), workers: 4, resync: None }
+impl<K: QueueKey> Controller<K> {
+    pub fn new(name: &'static str, ctx: Ctx) -> Controller<K> {
+        Controller { name, ctx, sources: Vec::new(), extra: None, workers: 4, resync: None }
     }
 
     /// Watches a resource; `map` names the primary objects each change concerns. Every object
     /// present at start is passed to `map` once as a creation.
-    pub fn watches(mut self, r: Res, map: impl Fn(&Change) -> Vec<ObjKey> + Send + Sync + 'static) -> Controller {
+    pub fn watches(mut self, r: Res, map: impl Fn(&Change) -> Vec<K> + Send + Sync + 'static) -> Controller<K> {
         let cache = self.ctx.cache(r);
         self.sources.push(Source { cache, last: 0, map: Box::new(map) });
         self
     }
 
+    /// Also queues every key sent on `rx`: for reconciles that find other keys to look at
+    /// (the garbage collector queues an owner's dependents). The sender side belongs to the
+    /// controller's own code; sending never blocks.
+    pub fn keys_from(mut self, rx: mpsc::UnboundedReceiver<K>) -> Controller<K> {
+        self.extra = Some(rx);
+        self
+    }
+
     /// How many keys may be reconciled at the same time (default 4).
-    pub fn workers(mut self, n: usize) -> Controller {
+    pub fn workers(mut self, n: usize) -> Controller<K> {
         self.workers = n.max(1);
         self
     }
 
     /// Re-queues every object of the first watched resource this often (off by default: an
     /// idle tenant must not wake up).
-    pub fn resync_every(mut self, d: Duration) -> Controller {
+    pub fn resync_every(mut self, d: Duration) -> Controller<K> {
         self.resync = Some(d);
         self
     }
@@ -147,11 +160,12 @@ impl Controller {
     /// Runs until the process ends.
     pub async fn run<F, Fut>(mut self, reconcile: F)
     where
-        F: Fn(Ctx, ObjKey) -> Fut + Send + Sync + 'static,
+        F: Fn(Ctx, K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Action, ApiError>> + Send + 'static,
     {
-        let reconcile: Reconcile = Arc::new(move |c, k| Box::pin(reconcile(c, k)));
+        let reconcile: Reconcile<K> = Arc::new(move |c, k| Box::pin(reconcile(c, k)));
         let mut wake = futures::stream::select_all(self.sources.iter().map(|s| WatchStream::from_changes(s.cache.subscribe())));
+        let mut extra = self.extra.take();
         let mut q = WorkQueue::new();
         for s in &mut self.sources {
             s.resync(&mut q);
@@ -199,6 +213,17 @@ impl Controller {
                         s.drain(&mut q);
                     }
                 }
+                k = recv(&mut extra) => {
+                    match k {
+                        Some(k) => {
+                            q.add(k);
+                            while let Some(Ok(k)) = extra.as_mut().map(|rx| rx.try_recv()) {
+                                q.add(k);
+                            }
+                        }
+                        None => extra = None,
+                    }
+                }
                 _ = sleep_until(due), if due.is_some() => {
                     if let (Some(at), Some(every)) = (next_resync, self.resync) {
                         if at <= tokio::time::Instant::now() {
@@ -211,6 +236,14 @@ impl Controller {
                 }
             }
         }
+    }
+}
+
+/// The next key from an optional channel; pending forever without one.
+async fn recv<K>(rx: &mut Option<mpsc::UnboundedReceiver<K>>) -> Option<K> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => futures::future::pending().await,
     }
 }
 

@@ -4,8 +4,14 @@
 //! back after an exponential backoff.
 //!
 //! The queue belongs to the controller's single task, so it needs no locks.
+//!
+//! Keys are [`ObjKey`]s (namespace and name of the controller's primary resource) unless a
+//! controller needs another kind of key (the garbage collector keys work by object UID across
+//! all resources): any type that is [`QueueKey`] will do.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt::Display;
+use std::hash::Hash;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -33,32 +39,51 @@ impl std::fmt::Display for ObjKey {
     }
 }
 
+/// What a work queue can hold: cheap to clone, comparable, printable in logs.
+pub trait QueueKey: Clone + Eq + Hash + Display + Send + Sync + 'static {}
+
+impl<T: Clone + Eq + Hash + Display + Send + Sync + 'static> QueueKey for T {}
+
 /// First retry delay after a failure; doubled per further failure up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Keys waiting to be reconciled, keys being reconciled, and keys due later.
-#[derive(Default)]
-pub struct WorkQueue {
-    ready: VecDeque<ObjKey>,
-    queued: HashSet<ObjKey>,
-    processing: HashSet<ObjKey>,
+pub struct WorkQueue<K = ObjKey> {
+    ready: VecDeque<K>,
+    queued: HashSet<K>,
+    processing: HashSet<K>,
     /// Keys added while being processed: queued again once done.
-    dirty: HashSet<ObjKey>,
-    delayed: BTreeMap<(Instant, u64), ObjKey>,
+    dirty: HashSet<K>,
+    delayed: BTreeMap<(Instant, u64), K>,
     /// The earliest due time of each delayed key (a later add_after of the same key is moot).
-    due: HashMap<ObjKey, Instant>,
-    failures: HashMap<ObjKey, u32>,
+    due: HashMap<K, Instant>,
+    failures: HashMap<K, u32>,
     seq: u64,
 }
 
-impl WorkQueue {
-    pub fn new() -> WorkQueue {
+impl<K> Default for WorkQueue<K> {
+    fn default() -> Self {
+        WorkQueue {
+            ready: VecDeque::new(),
+            queued: HashSet::new(),
+            processing: HashSet::new(),
+            dirty: HashSet::new(),
+            delayed: BTreeMap::new(),
+            due: HashMap::new(),
+            failures: HashMap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<K: QueueKey> WorkQueue<K> {
+    pub fn new() -> WorkQueue<K> {
         WorkQueue::default()
     }
 
     /// Queues a key now.
-    pub fn add(&mut self, k: ObjKey) {
+    pub fn add(&mut self, k: K) {
         if self.processing.contains(&k) {
             self.dirty.insert(k);
             return;
@@ -69,7 +94,7 @@ impl WorkQueue {
     }
 
     /// Queues a key once `after` has passed.
-    pub fn add_after(&mut self, k: ObjKey, after: Duration) {
+    pub fn add_after(&mut self, k: K, after: Duration) {
         if after.is_zero() {
             return self.add(k);
         }
@@ -85,7 +110,7 @@ impl WorkQueue {
     }
 
     /// Queues a key again after a failure, waiting longer each time it fails in a row.
-    pub fn add_rate_limited(&mut self, k: ObjKey) {
+    pub fn add_rate_limited(&mut self, k: K) {
         let n = self.failures.entry(k.clone()).or_insert(0);
         let d = BASE_BACKOFF.saturating_mul(1u32 << (*n).min(20)).min(MAX_BACKOFF);
         *n += 1;
@@ -93,7 +118,7 @@ impl WorkQueue {
     }
 
     /// Clears the failure count of a key (it reconciled fine).
-    pub fn forget(&mut self, k: &ObjKey) {
+    pub fn forget(&mut self, k: &K) {
         self.failures.remove(k);
     }
 
@@ -113,7 +138,7 @@ impl WorkQueue {
     }
 
     /// The next key to work on, marked as processing.
-    pub fn pop(&mut self) -> Option<ObjKey> {
+    pub fn pop(&mut self) -> Option<K> {
         self.promote();
         let k = self.ready.pop_front()?;
         self.queued.remove(&k);
@@ -122,7 +147,7 @@ impl WorkQueue {
     }
 
     /// Marks a key as no longer processing; queues it again if it changed meanwhile.
-    pub fn done(&mut self, k: &ObjKey) {
+    pub fn done(&mut self, k: &K) {
         self.processing.remove(k);
         if self.dirty.remove(k) {
             self.add(k.clone());

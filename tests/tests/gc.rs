@@ -173,9 +173,7 @@ fn foreground(tm: &TenantMaster) {
     assert_eq!(out.trim(), "configmap \"owner\" deleted");
     // The non-blocking dependent goes; the blocking one is being deleted but held.
     wait_deleted(tm, ns, &["cm/loose"]);
-    eventually("the blocking dependent is being deleted", || {
-        !jsonpath(tm, ns, "cm/blocker", "{.metadata.deletionTimestamp}").is_empty()
-    });
+    eventually("the blocking dependent is being deleted", || !jsonpath(tm, ns, "cm/blocker", "{.metadata.deletionTimestamp}").is_empty());
     assert!(!jsonpath(tm, ns, "cm/owner", "{.metadata.deletionTimestamp}").is_empty());
     assert_eq!(jsonpath(tm, ns, "cm/owner", "{.metadata.finalizers}"), "[\"foregroundDeletion\"]");
 
@@ -229,7 +227,10 @@ fn after_restart(etcd: &Etcd, dir: &std::path::Path) {
     create(
         &off,
         ns,
-        vec![cm("bg-dep", vec![oref("v1", "ConfigMap", "bg-owner", &bg, false)]), cm("orphan-dep", vec![oref("v1", "ConfigMap", "orphan-owner", &or, true)])],
+        vec![
+            cm("bg-dep", vec![oref("v1", "ConfigMap", "bg-owner", &bg, false)]),
+            cm("orphan-dep", vec![oref("v1", "ConfigMap", "orphan-owner", &or, true)]),
+        ],
     );
     k(&off, ns, &["delete", "configmap", "bg-owner"]).must();
     k(&off, ns, &["delete", "configmap", "orphan-owner", "--cascade=orphan", "--wait=false"]).must();

@@ -78,10 +78,7 @@ mod tests {
     fn a_solid_owner_keeps_the_object_and_loses_only_dead_references() {
         assert_eq!(decide(&refs(&[Solid]), false, false, &[]), Decision::Keep);
         assert_eq!(decide(&refs(&[Dangling, Solid]), false, false, &[]), Decision::RemoveRefs(vec!["u0".into()]));
-        assert_eq!(
-            decide(&refs(&[Waiting, Solid, Dangling]), true, false, &[]),
-            Decision::RemoveRefs(vec!["u2".into(), "u0".into()])
-        );
+        assert_eq!(decide(&refs(&[Waiting, Solid, Dangling]), true, false, &[]), Decision::RemoveRefs(vec!["u2".into(), "u0".into()]));
     }
 
     #[test]
@@ -93,10 +90,7 @@ mod tests {
     #[test]
     fn pending_finalizers_choose_the_propagation() {
         assert_eq!(decide(&refs(&[Dangling]), false, false, &["orphan".into()]), Decision::Delete("Orphan"));
-        assert_eq!(
-            decide(&refs(&[Dangling]), false, false, &["foregroundDeletion".into()]),
-            Decision::Delete("Foreground")
-        );
+        assert_eq!(decide(&refs(&[Dangling]), false, false, &["foregroundDeletion".into()]), Decision::Delete("Foreground"));
     }
 
     #[test]

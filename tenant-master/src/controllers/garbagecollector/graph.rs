@@ -70,13 +70,8 @@ impl ObjMeta {
     /// Reads an object's `metadata` (served as `api_version`/`kind`); None without a UID.
     pub fn from_metadata(api_version: &str, kind: &str, md: &Value) -> Option<ObjMeta> {
         let uid = md["uid"].as_str().filter(|u| !u.is_empty())?.to_string();
-        let owners = md["ownerReferences"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(OwnerRef::parse)
-            .filter(|r| !r.uid.is_empty())
-            .collect();
+        let owners =
+            md["ownerReferences"].as_array().into_iter().flatten().filter_map(OwnerRef::parse).filter(|r| !r.uid.is_empty()).collect();
         let finalizers = md["finalizers"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(String::from)).collect();
         Some(ObjMeta {
             uid,
@@ -349,11 +344,7 @@ impl Graph {
                     let owner_ns = &owner.ident.namespace;
                     if !owner_ns.is_empty() && *owner_ns != dep_ident.namespace {
                         if owner.observed {
-                            fx.invalid.push(InvalidRef {
-                                dependent_uid: dep.to_string(),
-                                dependent: dep_ident.clone(),
-                                owner: r.clone(),
-                            });
+                            fx.invalid.push(InvalidRef { dependent_uid: dep.to_string(), dependent: dep_ident.clone(), owner: r.clone() });
                         }
                         recheck = true;
                     } else if !owner.ident.matches(r) {

@@ -204,10 +204,11 @@ fn owners_that_never_existed(tm: &TenantMaster) {
     assert!(exists(tm, ns, "cm/real"));
     assert!(exists(tm, ns, "cm/crd-dep"));
     eventually("an OwnerRefInvalidNamespace event is recorded", || {
-        let evs = tm.kubectl(&["get", "events", "-n", "default", "-o", "json"]).must();
+        let evs = tm.kubectl(&["get", "events", "-A", "--field-selector=reason=OwnerRefInvalidNamespace", "-o", "json"]).must();
         let evs: Value = serde_json::from_str(&evs).unwrap();
         evs["items"].as_array().unwrap().iter().any(|e| {
             e["reason"] == "OwnerRefInvalidNamespace"
+                && e["metadata"]["namespace"] == "default"
                 && e["involvedObject"]["name"] == "gc-invalid"
                 && e["type"] == "Warning"
                 && e["message"].as_str().unwrap().starts_with("ownerRef [v1/ConfigMap, namespace: , name: real, uid: ")

@@ -2,9 +2,12 @@
 //! idle, no per-tenant thread pools). Each is one tokio task built from [`runtime`]'s pieces;
 //! [`ALL`] lists them, and `--controllers` / `--disable-controllers` choose which run.
 
+pub mod daemonset;
+pub mod history;
 pub mod namespace;
 pub mod podutil;
 pub mod runtime;
+pub mod statefulset;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +21,8 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Every built-in controller by the name upstream's kube-controller-manager gives it.
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
+    ("statefulset", |c| Box::pin(statefulset::run(c))),
+    ("daemonset", |c| Box::pin(daemonset::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

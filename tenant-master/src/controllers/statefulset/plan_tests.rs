@@ -75,7 +75,7 @@ fn ordered_ready_creates_one_ordinal_at_a_time() {
     assert!(steps(&run(&s, &[p0], "r1", "r1")).is_empty());
     // web-0 Ready: web-1 next, and only web-1.
     let p0 = pod(&s, 0, "r1", "Running", true);
-    assert_eq!(steps(&run(&s, &[p0.clone()], "r1", "r1")), vec!["create web-1"]);
+    assert_eq!(steps(&run(&s, std::slice::from_ref(&p0), "r1", "r1")), vec!["create web-1"]);
     // A missing lower ordinal comes before anything else.
     let p1 = pod(&s, 1, "r1", "Running", true);
     assert_eq!(steps(&run(&s, &[p1], "r1", "r1")), vec!["create web-0"]);

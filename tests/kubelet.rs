@@ -16,11 +16,40 @@ use serde_json::json;
 
 use crate::TenantMaster;
 
+/// A further node the stand-in kubelet creates (if missing), with labels and taints of the
+/// test's choosing.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpec {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    /// `{"key", "value", "effect"}` objects, as in `node.spec.taints`.
+    pub taints: Vec<serde_json::Value>,
+}
+
+impl NodeSpec {
+    pub fn new(name: &str) -> NodeSpec {
+        NodeSpec { name: name.into(), ..Default::default() }
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> NodeSpec {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn taint(mut self, key: &str, value: &str, effect: &str) -> NodeSpec {
+        self.taints.push(json!({"key": key, "value": value, "effect": effect}));
+        self
+    }
+}
+
 /// How the stand-in kubelet behaves.
 #[derive(Debug, Clone)]
 pub struct KubeletOpts {
-    /// The node pods are bound to (created if missing).
+    /// The node pods are bound to (created if missing), unless their required node affinity
+    /// names another one (`matchFields metadata.name In [node]`, as DaemonSet pods have).
     pub node: String,
+    /// Further nodes to create besides `node`.
+    pub nodes: Vec<NodeSpec>,
     /// Report pods Ready (false: Running but not Ready).
     pub ready: bool,
     /// Pods owned by a Job terminate this long after starting: Succeeded, or Failed when the
@@ -30,7 +59,7 @@ pub struct KubeletOpts {
 
 impl Default for KubeletOpts {
     fn default() -> Self {
-        KubeletOpts { node: "node-1".into(), ready: true, job_pod_runtime: Duration::from_millis(500) }
+        KubeletOpts { node: "node-1".into(), nodes: Vec::new(), ready: true, job_pod_runtime: Duration::from_millis(500) }
     }
 }
 
@@ -56,7 +85,10 @@ impl FakeKubelet {
                 let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
                 let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
                 let client = kube::Client::try_from(cfg).unwrap();
-                ensure_node(&client, &opts.node).await;
+                ensure_node(&client, &NodeSpec::new(&opts.node)).await;
+                for n in &opts.nodes {
+                    ensure_node(&client, n).await;
+                }
                 let _ = ready_tx.send(());
                 run(client, opts, s).await;
             });
@@ -75,14 +107,20 @@ impl Drop for FakeKubelet {
     }
 }
 
-async fn ensure_node(client: &kube::Client, name: &str) {
+async fn ensure_node(client: &kube::Client, spec: &NodeSpec) {
+    let name = spec.name.as_str();
     let nodes: Api<Node> = Api::all(client.clone());
     if nodes.get_opt(name).await.unwrap().is_some() {
         return;
     }
+    let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"});
+    for (k, v) in &spec.labels {
+        labels[k] = json!(v);
+    }
     let node: Node = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": spec.taints},
     }))
     .unwrap();
     nodes.create(&PostParams::default(), &node).await.unwrap();
@@ -168,8 +206,9 @@ async fn run(client: kube::Client, opts: KubeletOpts, stop: Arc<AtomicBool>) {
                 continue;
             }
             if spec.node_name.as_deref().unwrap_or("").is_empty() {
+                let node = pinned_node(&spec).unwrap_or_else(|| opts.node.clone());
                 let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                                     "target": {"apiVersion": "v1", "kind": "Node", "name": opts.node}});
+                                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
                 let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{name}/binding"))
                     .header("content-type", "application/json")
                     .body(serde_json::to_vec(&binding).unwrap())
@@ -215,6 +254,15 @@ async fn run(client: kube::Client, opts: KubeletOpts, stop: Arc<AtomicBool>) {
             }
         }
     }
+}
+
+/// The one node a pod's required node affinity names by `matchFields metadata.name In [..]`.
+fn pinned_node(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<String> {
+    let terms = &spec.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref()?.node_selector_terms;
+    terms.iter().flat_map(|t| t.match_fields.iter().flatten()).find_map(|r| {
+        let vals = r.values.as_deref().unwrap_or_default();
+        (r.key == "metadata.name" && r.operator == "In" && vals.len() == 1).then(|| vals[0].clone())
+    })
 }
 
 /// Terminates a Job's pod: Succeeded, or Failed with the exit code its annotation asks for.

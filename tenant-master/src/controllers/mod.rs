@@ -3,9 +3,12 @@
 //! [`ALL`] lists them, and `--controllers` / `--disable-controllers` choose which run.
 
 pub mod garbagecollector;
+pub mod daemonset;
+pub mod history;
 pub mod namespace;
 pub mod podutil;
 pub mod runtime;
+pub mod statefulset;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +23,8 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
     ("garbagecollector", |c| Box::pin(garbagecollector::run(c))),
+    ("statefulset", |c| Box::pin(statefulset::run(c))),
+    ("daemonset", |c| Box::pin(daemonset::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

@@ -4,7 +4,10 @@
 
 pub mod namespace;
 pub mod podutil;
+pub mod rootcacert;
 pub mod runtime;
+pub mod satoken;
+pub mod serviceaccount;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +21,9 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Every built-in controller by the name upstream's kube-controller-manager gives it.
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
+    ("serviceaccount", |c| Box::pin(serviceaccount::run(c))),
+    ("serviceaccount-token", |c| Box::pin(satoken::run(c))),
+    ("root-ca-cert-publisher", |c| Box::pin(rootcacert::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

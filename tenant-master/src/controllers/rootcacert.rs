@@ -18,10 +18,20 @@ pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify t
 /// Runs until the process ends.
 pub async fn run(ctx: Ctx) {
     Controller::new("root-ca-cert-publisher", ctx)
-        .watches(NAMESPACES, |ch| if ch.object.is_some() { vec![ch.key()] } else { vec![] })
+        .watches(NAMESPACES, |ch| {
+            if ch.object.is_some() {
+                vec![ch.key()]
+            } else {
+                vec![]
+            }
+        })
         .watches(CONFIGMAPS, |ch| {
             let o = ch.latest();
-            if o.name == ROOT_CA_CONFIGMAP { vec![ObjKey::new("", o.namespace.clone())] } else { vec![] }
+            if o.name == ROOT_CA_CONFIGMAP {
+                vec![ObjKey::new("", o.namespace.clone())]
+            } else {
+                vec![]
+            }
         })
         .run(|ctx, key| async move { reconcile(&ctx, &key.name).await })
         .await
@@ -32,8 +42,12 @@ fn wanted_data(ca: &str) -> Value {
 }
 
 async fn reconcile(ctx: &Ctx, ns: &str) -> Result<Action, ApiError> {
-    let Some(iss) = ctx.store.service_accounts.get().cloned() else { return Ok(Action::Done) };
-    let Some(n) = ctx.get(NAMESPACES, "", ns) else { return Ok(Action::Done) };
+    let Some(iss) = ctx.store.service_accounts.get().cloned() else {
+        return Ok(Action::Done);
+    };
+    let Some(n) = ctx.get(NAMESPACES, "", ns) else {
+        return Ok(Action::Done);
+    };
     if n["status"]["phase"] != "Active" || crate::meta::is_deleting(&n) {
         return Ok(Action::Done);
     }
@@ -49,14 +63,21 @@ async fn reconcile(ctx: &Ctx, ns: &str) -> Result<Action, ApiError> {
             Err(e) => Err(e),
         };
     };
-    let described = cm["metadata"]["annotations"][DESCRIPTION_ANNOTATION].as_str().map(|d| !d.is_empty()).unwrap_or(false);
+    let described = cm["metadata"]["annotations"][DESCRIPTION_ANNOTATION]
+        .as_str()
+        .map(|d| !d.is_empty())
+        .unwrap_or(false);
     if cm["data"] == data && described {
         return Ok(Action::Done);
     }
     let mut cm = (*cm).clone();
     cm["data"] = data;
     let md = crate::meta::metadata_mut(&mut cm);
-    if !md.get("annotations").map(|a| a.is_object()).unwrap_or(false) {
+    if !md
+        .get("annotations")
+        .map(|a| a.is_object())
+        .unwrap_or(false)
+    {
         md.insert("annotations".into(), json!({}));
     }
     md["annotations"][DESCRIPTION_ANNOTATION] = json!(DESCRIPTION);

@@ -23,7 +23,13 @@ use crate::storage::cache::CachedObject;
 pub async fn run(ctx: Ctx) {
     let c2 = ctx.clone();
     Controller::new("serviceaccount-token", ctx)
-        .watches(SECRETS, |ch| if ch.object.map(is_token_secret).unwrap_or(false) { vec![ch.key()] } else { vec![] })
+        .watches(SECRETS, |ch| {
+            if ch.object.map(is_token_secret).unwrap_or(false) {
+                vec![ch.key()]
+            } else {
+                vec![]
+            }
+        })
         .watches(SERVICEACCOUNTS, move |ch| tokens_of_deleted(&c2, ch))
         .run(|ctx, key| async move { reconcile(&ctx, &key).await })
         .await
@@ -43,7 +49,8 @@ fn tokens_of_deleted(ctx: &Ctx, ch: &Change) -> Vec<ObjKey> {
         .into_iter()
         .filter(|s| {
             let v = s.value();
-            v["type"] == SECRET_TYPE_TOKEN && v["metadata"]["annotations"][ANNOTATION_SA_NAME] == sa.name.as_str()
+            v["type"] == SECRET_TYPE_TOKEN
+                && v["metadata"]["annotations"][ANNOTATION_SA_NAME] == sa.name.as_str()
         })
         .map(|s| ObjKey::new(s.namespace.clone(), s.name.clone()))
         .collect()
@@ -78,12 +85,23 @@ fn populate(secret: &mut Value, sa: &Value, iss: &Issuer) -> Result<(), ApiError
         secret["data"]["namespace"] = json!(b64(&ns));
     }
     if needs_token {
-        let claims = LegacyClaims { namespace: ns, service_account: Ref::of(sa), secret_name: crate::meta::name(secret).to_string() };
-        let token = iss.key.sign(&claims.to_json()).map_err(ApiError::internal)?;
+        let claims = LegacyClaims {
+            namespace: ns,
+            service_account: Ref::of(sa),
+            secret_name: crate::meta::name(secret).to_string(),
+        };
+        let token = iss
+            .key
+            .sign(&claims.to_json())
+            .map_err(ApiError::internal)?;
         secret["data"]["token"] = json!(b64(&token));
     }
     let md = crate::meta::metadata_mut(secret);
-    if !md.get("annotations").map(|a| a.is_object()).unwrap_or(false) {
+    if !md
+        .get("annotations")
+        .map(|a| a.is_object())
+        .unwrap_or(false)
+    {
         md.insert("annotations".into(), json!({}));
     }
     md["annotations"][ANNOTATION_SA_NAME] = json!(crate::meta::name(sa));
@@ -92,18 +110,27 @@ fn populate(secret: &mut Value, sa: &Value, iss: &Issuer) -> Result<(), ApiError
 }
 
 async fn reconcile(ctx: &Ctx, key: &ObjKey) -> Result<Action, ApiError> {
-    let Some(iss) = ctx.store.service_accounts.get().cloned() else { return Ok(Action::Done) };
-    let Some(secret) = ctx.get(SECRETS, &key.namespace, &key.name) else { return Ok(Action::Done) };
+    let Some(iss) = ctx.store.service_accounts.get().cloned() else {
+        return Ok(Action::Done);
+    };
+    let Some(secret) = ctx.get(SECRETS, &key.namespace, &key.name) else {
+        return Ok(Action::Done);
+    };
     if secret["type"] != SECRET_TYPE_TOKEN || crate::meta::is_deleting(&secret) {
         return Ok(Action::Done);
     }
     let ann = &secret["metadata"]["annotations"];
     let sa_name = ann[ANNOTATION_SA_NAME].as_str().unwrap_or("");
     let sa_uid = ann[ANNOTATION_SA_UID].as_str().unwrap_or("");
-    let sa = ctx.get(SERVICEACCOUNTS, &key.namespace, sa_name).filter(|sa| sa_uid.is_empty() || crate::meta::uid(sa) == sa_uid);
+    let sa = ctx
+        .get(SERVICEACCOUNTS, &key.namespace, sa_name)
+        .filter(|sa| sa_uid.is_empty() || crate::meta::uid(sa) == sa_uid);
     let Some(sa) = sa else {
         tracing::debug!(secret = %key, "service account does not exist, deleting token");
-        let o = DeleteOpts { precondition_uid: Some(crate::meta::uid(&secret).to_string()), ..Default::default() };
+        let o = DeleteOpts {
+            precondition_uid: Some(crate::meta::uid(&secret).to_string()),
+            ..Default::default()
+        };
         return match ctx.delete(SECRETS, &key.namespace, &key.name, &o).await {
             Ok(_) => Ok(Action::Done),
             Err(e) if e.code == 409 => Ok(Action::Done),
@@ -137,7 +164,12 @@ mod tests {
 
     #[test]
     fn a_token_secret_is_filled_in_once() {
-        let iss = Issuer::new(SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap(), "CA PEM", "", &[]);
+        let iss = Issuer::new(
+            SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap(),
+            "CA PEM",
+            "",
+            &[],
+        );
         let sa = json!({"metadata": {"name": "build", "namespace": "ns", "uid": "sa-uid"}});
         let mut s = json!({"metadata": {"name": "build-token", "namespace": "ns", "annotations": {ANNOTATION_SA_NAME: "build"}}, "type": SECRET_TYPE_TOKEN});
         assert_eq!(needs(&s, "CA PEM"), (true, true, true));
@@ -146,7 +178,12 @@ mod tests {
         assert_eq!(s["data"]["ca.crt"], b64("CA PEM"));
         assert_eq!(s["data"]["namespace"], b64("ns"));
         assert_eq!(s["metadata"]["annotations"][ANNOTATION_SA_UID], "sa-uid");
-        let tok = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s["data"]["token"].as_str().unwrap()).unwrap()).unwrap();
+        let tok = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(s["data"]["token"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
         let claims = LegacyClaims::check(&iss.key.verify(&tok).unwrap()).unwrap();
         assert_eq!(claims.secret_name, "build-token");
         assert_eq!(claims.service_account.uid, "sa-uid");

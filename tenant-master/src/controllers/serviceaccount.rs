@@ -15,7 +15,13 @@ const ENSURED: &[&str] = &[DEFAULT_SERVICE_ACCOUNT];
 /// Runs until the process ends.
 pub async fn run(ctx: Ctx) {
     Controller::new("serviceaccount", ctx)
-        .watches(NAMESPACES, |ch| if ch.object.is_some() { vec![ch.key()] } else { vec![] })
+        .watches(NAMESPACES, |ch| {
+            if ch.object.is_some() {
+                vec![ch.key()]
+            } else {
+                vec![]
+            }
+        })
         .watches(SERVICEACCOUNTS, deleted_account)
         .run(|ctx, key| async move { reconcile(&ctx, &key.name).await })
         .await
@@ -37,7 +43,9 @@ pub(crate) fn namespace_gone(e: &ApiError) -> bool {
 }
 
 async fn reconcile(ctx: &Ctx, ns: &str) -> Result<Action, ApiError> {
-    let Some(n) = ctx.get(NAMESPACES, "", ns) else { return Ok(Action::Done) };
+    let Some(n) = ctx.get(NAMESPACES, "", ns) else {
+        return Ok(Action::Done);
+    };
     if n["status"]["phase"] != "Active" || crate::meta::is_deleting(&n) {
         return Ok(Action::Done);
     }
@@ -45,7 +53,10 @@ async fn reconcile(ctx: &Ctx, ns: &str) -> Result<Action, ApiError> {
         if ctx.get(SERVICEACCOUNTS, ns, name).is_some() {
             continue;
         }
-        match ctx.create(SERVICEACCOUNTS, ns, json!({"metadata": {"name": name}})).await {
+        match ctx
+            .create(SERVICEACCOUNTS, ns, json!({"metadata": {"name": name}}))
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.code == 409 || namespace_gone(&e) => {}
             Err(e) => return Err(e),

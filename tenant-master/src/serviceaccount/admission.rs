@@ -22,7 +22,9 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::{DEFAULT_SERVICE_ACCOUNT, ROOT_CA_CONFIGMAP, TOKEN_MOUNT_PATH, WARN_ONLY_EXPIRATION_SECONDS};
+use super::{
+    DEFAULT_SERVICE_ACCOUNT, ROOT_CA_CONFIGMAP, TOKEN_MOUNT_PATH, WARN_ONLY_EXPIRATION_SECONDS,
+};
 use crate::api::status::{ApiError, ApiResult};
 use crate::registry::store::Store;
 use crate::registry::ResourceInfo;
@@ -36,7 +38,11 @@ const ENFORCE_MOUNTABLE_SECRETS: &str = "kubernetes.io/enforce-mountable-secrets
 /// `pods "name" is forbidden: <why>` (or `pods is forbidden: ...` for a generated name), as
 /// `admission.NewForbidden` words it.
 fn forbidden(name: &str, why: impl std::fmt::Display) -> ApiError {
-    let message = if name.is_empty() { format!("pods is forbidden: {why}") } else { format!("pods \"{name}\" is forbidden: {why}") };
+    let message = if name.is_empty() {
+        format!("pods is forbidden: {why}")
+    } else {
+        format!("pods \"{name}\" is forbidden: {why}")
+    };
     let mut e = ApiError::forbidden(message);
     e.details = Some(json!({"name": name, "kind": "pods"}));
     e
@@ -44,15 +50,31 @@ fn forbidden(name: &str, why: impl std::fmt::Display) -> ApiError {
 
 /// Runs the plugin on a new object of resource `inf` (anything but core pods passes through).
 /// `generated`: the name was generated from generateName (errors then name no pod).
-pub async fn admit_create(store: &Store, inf: &ResourceInfo, ns: &str, pod: &mut Value, generated: bool) -> ApiResult<()> {
+pub async fn admit_create(
+    store: &Store,
+    inf: &ResourceInfo,
+    ns: &str,
+    pod: &mut Value,
+    generated: bool,
+) -> ApiResult<()> {
     if !inf.group.is_empty() || inf.plural != "pods" {
         return Ok(());
     }
-    let name = if generated { String::new() } else { crate::meta::name(pod).to_string() };
-    if pod["metadata"]["annotations"].get(MIRROR_ANNOTATION).is_some() {
+    let name = if generated {
+        String::new()
+    } else {
+        crate::meta::name(pod).to_string()
+    };
+    if pod["metadata"]["annotations"]
+        .get(MIRROR_ANNOTATION)
+        .is_some()
+    {
         return check_mirror_pod(pod).map_err(|why| forbidden(&name, why));
     }
-    let sa_name = match pod["spec"]["serviceAccountName"].as_str().filter(|s| !s.is_empty()) {
+    let sa_name = match pod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
         Some(s) => s.to_string(),
         None => DEFAULT_SERVICE_ACCOUNT.to_string(),
     };
@@ -64,10 +86,22 @@ pub async fn admit_create(store: &Store, inf: &ResourceInfo, ns: &str, pod: &mut
             let why = format!("error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found");
             return Err(forbidden(&name, why));
         }
-        Err(e) => return Err(forbidden(&name, format!("error looking up service account {ns}/{sa_name}: {}", e.message))),
+        Err(e) => {
+            return Err(forbidden(
+                &name,
+                format!(
+                    "error looking up service account {ns}/{sa_name}: {}",
+                    e.message
+                ),
+            ))
+        }
     };
     mutate(pod, &sa);
-    if sa["metadata"]["annotations"][ENFORCE_MOUNTABLE_SECRETS].as_str().map(|v| v.eq_ignore_ascii_case("true") || v == "1" || v == "t") == Some(true) {
+    if sa["metadata"]["annotations"][ENFORCE_MOUNTABLE_SECRETS]
+        .as_str()
+        .map(|v| v.eq_ignore_ascii_case("true") || v == "1" || v == "t")
+        == Some(true)
+    {
         limit_secret_references(&sa, pod).map_err(|why| forbidden(&name, why))?;
     }
     Ok(())
@@ -76,11 +110,17 @@ pub async fn admit_create(store: &Store, inf: &ResourceInfo, ns: &str, pod: &mut
 /// The ServiceAccount from the cache, else live; `default` is retried for a while since its
 /// controller creates it just after the namespace.
 async fn get_service_account(store: &Store, ns: &str, name: &str) -> ApiResult<Option<Value>> {
-    let Some(s) = store.registry.lookup("", "v1", "serviceaccounts") else { return Ok(None) };
+    let Some(s) = store.registry.lookup("", "v1", "serviceaccounts") else {
+        return Ok(None);
+    };
     if let Some(o) = store.get_cached(s.as_ref(), ns, name) {
         return Ok(Some((*o.value()).clone()));
     }
-    let attempts = if name == DEFAULT_SERVICE_ACCOUNT { 10 } else { 1 };
+    let attempts = if name == DEFAULT_SERVICE_ACCOUNT {
+        10
+    } else {
+        1
+    };
     let interval = Duration::from_millis(rand::thread_rng().gen_range(100..200));
     for i in 0..attempts {
         if i > 0 {
@@ -100,9 +140,17 @@ pub fn mutate(pod: &mut Value, sa: &Value) {
     if should_automount(sa, pod) {
         mount_token(pod);
     }
-    let has_pull_secrets = pod["spec"]["imagePullSecrets"].as_array().map(|a| !a.is_empty()).unwrap_or(false);
+    let has_pull_secrets = pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .map(|a| !a.is_empty())
+        .unwrap_or(false);
     if !has_pull_secrets {
-        let from_sa: Vec<Value> = sa["imagePullSecrets"].as_array().into_iter().flatten().map(|r| json!({"name": r["name"].as_str().unwrap_or("")})).collect();
+        let from_sa: Vec<Value> = sa["imagePullSecrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| json!({"name": r["name"].as_str().unwrap_or("")}))
+            .collect();
         if !from_sa.is_empty() {
             pod["spec"]["imagePullSecrets"] = json!(from_sa);
         }
@@ -111,7 +159,10 @@ pub fn mutate(pod: &mut Value, sa: &Value) {
 
 /// The pod's `automountServiceAccountToken`, else the ServiceAccount's, else true.
 fn should_automount(sa: &Value, pod: &Value) -> bool {
-    pod["spec"]["automountServiceAccountToken"].as_bool().or_else(|| sa["automountServiceAccountToken"].as_bool()).unwrap_or(true)
+    pod["spec"]["automountServiceAccountToken"]
+        .as_bool()
+        .or_else(|| sa["automountServiceAccountToken"].as_bool())
+        .unwrap_or(true)
 }
 
 /// The projected volume source of the auto-mounted token (`TokenVolumeSource`).
@@ -130,14 +181,28 @@ pub fn token_volume_source() -> Value {
 /// (init) container without a mount at [`TOKEN_MOUNT_PATH`].
 fn mount_token(pod: &mut Value) {
     let spec = &mut pod["spec"];
-    let existing = spec["volumes"].as_array().into_iter().flatten().filter_map(|v| v["name"].as_str()).find(|n| n.starts_with(VOLUME_PREFIX)).map(String::from);
-    let volume_name = existing.clone().unwrap_or_else(|| format!("{VOLUME_PREFIX}{}", crate::registry::store::random_suffix()));
+    let existing = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        .find(|n| n.starts_with(VOLUME_PREFIX))
+        .map(String::from);
+    let volume_name = existing
+        .clone()
+        .unwrap_or_else(|| format!("{VOLUME_PREFIX}{}", crate::registry::store::random_suffix()));
     let mount = json!({"name": volume_name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
     let mut needs_volume = false;
     for list in ["initContainers", "containers"] {
-        let Some(cs) = spec.get_mut(list).and_then(|c| c.as_array_mut()) else { continue };
+        let Some(cs) = spec.get_mut(list).and_then(|c| c.as_array_mut()) else {
+            continue;
+        };
         for c in cs {
-            let mounted = c["volumeMounts"].as_array().into_iter().flatten().any(|m| m["mountPath"] == TOKEN_MOUNT_PATH);
+            let mounted = c["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["mountPath"] == TOKEN_MOUNT_PATH);
             if mounted || !c.is_object() {
                 continue;
             }
@@ -158,7 +223,10 @@ fn mount_token(pod: &mut Value) {
 }
 
 fn names(v: &Value) -> impl Iterator<Item = &str> {
-    v.as_array().into_iter().flatten().filter_map(|r| r["name"].as_str())
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
 }
 
 /// With enforce-mountable-secrets: every secret a pod references must be listed by its
@@ -173,7 +241,10 @@ fn limit_secret_references(sa: &Value, pod: &Value) -> Result<(), String> {
             }
         }
     }
-    for (list, what) in [("initContainers", "init container"), ("containers", "container")] {
+    for (list, what) in [
+        ("initContainers", "init container"),
+        ("containers", "container"),
+    ] {
         for c in pod["spec"][list].as_array().into_iter().flatten() {
             let cname = c["name"].as_str().unwrap_or("");
             for e in c["env"].as_array().into_iter().flatten() {
@@ -207,7 +278,11 @@ fn limit_secret_references(sa: &Value, pod: &Value) -> Result<(), String> {
 fn references_secrets(pod: &Value) -> bool {
     fn nested(v: &Value) -> bool {
         match v {
-            Value::Object(m) => m.iter().any(|(k, x)| ((k == "secretName" || k == "secretRef") && !x.is_null()) || (k == "secret" && x.is_object()) || nested(x)),
+            Value::Object(m) => m.iter().any(|(k, x)| {
+                ((k == "secretName" || k == "secretRef") && !x.is_null())
+                    || (k == "secret" && x.is_object())
+                    || nested(x)
+            }),
             Value::Array(a) => a.iter().any(nested),
             _ => false,
         }
@@ -218,8 +293,16 @@ fn references_secrets(pod: &Value) -> bool {
     }
     for list in ["initContainers", "containers", "ephemeralContainers"] {
         for c in spec[list].as_array().into_iter().flatten() {
-            let env = c["env"].as_array().into_iter().flatten().any(|e| e["valueFrom"]["secretKeyRef"].is_object());
-            let env_from = c["envFrom"].as_array().into_iter().flatten().any(|e| e["secretRef"].is_object());
+            let env = c["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["valueFrom"]["secretKeyRef"].is_object());
+            let env_from = c["envFrom"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["secretRef"].is_object());
             if env || env_from {
                 return true;
             }
@@ -229,15 +312,27 @@ fn references_secrets(pod: &Value) -> bool {
 }
 
 fn check_mirror_pod(pod: &Value) -> Result<(), &'static str> {
-    if !pod["spec"]["serviceAccountName"].as_str().unwrap_or("").is_empty() {
+    if !pod["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()
+    {
         return Err("a mirror pod may not reference service accounts");
     }
     if references_secrets(pod) {
         return Err("a mirror pod may not reference secrets");
     }
-    let projects_token = pod["spec"]["volumes"].as_array().into_iter().flatten().any(|v| {
-        v["projected"]["sources"].as_array().into_iter().flatten().any(|s| s["serviceAccountToken"].is_object())
-    });
+    let projects_token = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["serviceAccountToken"].is_object())
+        });
     if projects_token {
         return Err("a mirror pod may not use ServiceAccountToken volume projections");
     }
@@ -267,11 +362,20 @@ mod tests {
         let vols = p["spec"]["volumes"].as_array().unwrap();
         assert_eq!(vols.len(), 2);
         let name = vols[1]["name"].as_str().unwrap();
-        assert!(name.starts_with("kube-api-access-") && name.len() == "kube-api-access-".len() + 5, "{name}");
+        assert!(
+            name.starts_with("kube-api-access-") && name.len() == "kube-api-access-".len() + 5,
+            "{name}"
+        );
         assert_eq!(vols[1]["projected"], token_volume_source());
-        assert_eq!(vols[1]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3607);
+        assert_eq!(
+            vols[1]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
         let mount = json!({"name": name, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"});
-        assert_eq!(p["spec"]["initContainers"][0]["volumeMounts"], json!([mount]));
+        assert_eq!(
+            p["spec"]["initContainers"][0]["volumeMounts"],
+            json!([mount])
+        );
         assert_eq!(p["spec"]["containers"][0]["volumeMounts"][1], mount);
         assert_eq!(p["spec"]["containers"][1]["volumeMounts"], json!([mount]));
         // Admitting again changes nothing (the volume is found by its prefix).
@@ -302,11 +406,19 @@ mod tests {
     #[test]
     fn an_existing_mount_at_the_path_is_kept() {
         let mut p = pod();
-        p["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "data", "mountPath": TOKEN_MOUNT_PATH}]);
-        p["spec"]["initContainers"][0]["volumeMounts"] = json!([{"name": "data", "mountPath": TOKEN_MOUNT_PATH}]);
+        p["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": TOKEN_MOUNT_PATH}]);
+        p["spec"]["initContainers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": TOKEN_MOUNT_PATH}]);
         mutate(&mut p, &sa());
-        assert_eq!(p["spec"]["containers"][0]["volumeMounts"], json!([{"name": "data", "mountPath": TOKEN_MOUNT_PATH}]));
-        assert_eq!(p["spec"]["containers"][1]["volumeMounts"][0]["mountPath"], TOKEN_MOUNT_PATH);
+        assert_eq!(
+            p["spec"]["containers"][0]["volumeMounts"],
+            json!([{"name": "data", "mountPath": TOKEN_MOUNT_PATH}])
+        );
+        assert_eq!(
+            p["spec"]["containers"][1]["volumeMounts"][0]["mountPath"],
+            TOKEN_MOUNT_PATH
+        );
         assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 2);
         // Nobody needs it: no volume.
         let mut p = pod();
@@ -341,7 +453,8 @@ mod tests {
         let mut p = pod();
         p["spec"]["volumes"] = json!([{"name": "v", "secret": {"secretName": "ok"}}]);
         assert!(limit_secret_references(&s, &p).is_ok());
-        p["spec"]["containers"][1]["env"] = json!([{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]);
+        p["spec"]["containers"][1]["env"] =
+            json!([{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]);
         assert_eq!(
             limit_secret_references(&s, &p).unwrap_err(),
             "container b with envVar PW referencing secret.secretName=\"other\" is not allowed because service account default does not reference that secret"
@@ -353,9 +466,15 @@ mod tests {
         let mut p = pod();
         assert!(check_mirror_pod(&p).is_ok());
         p["spec"]["serviceAccountName"] = json!("x");
-        assert_eq!(check_mirror_pod(&p).unwrap_err(), "a mirror pod may not reference service accounts");
+        assert_eq!(
+            check_mirror_pod(&p).unwrap_err(),
+            "a mirror pod may not reference service accounts"
+        );
         let mut p = pod();
         p["spec"]["volumes"] = json!([{"name": "s", "secret": {"secretName": "x"}}]);
-        assert_eq!(check_mirror_pod(&p).unwrap_err(), "a mirror pod may not reference secrets");
+        assert_eq!(
+            check_mirror_pod(&p).unwrap_err(),
+            "a mirror pod may not reference secrets"
+        );
     }
 }

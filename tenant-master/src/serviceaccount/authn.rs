@@ -35,13 +35,25 @@ pub const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-i
 /// Where the authenticator looks objects up (the store; a map in unit tests).
 pub trait Objects: Sync {
     /// The core/v1 object `plural` `ns/name`; `Ok(None)` if there is none.
-    fn get(&self, plural: &'static str, ns: &str, name: &str) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    fn get(
+        &self,
+        plural: &'static str,
+        ns: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Value>, String>> + Send;
 }
 
 impl Objects for Store {
     /// From the watch cache, else a consistent read (an object created a moment ago).
-    async fn get(&self, plural: &'static str, ns: &str, name: &str) -> Result<Option<Value>, String> {
-        let Some(s) = self.registry.lookup("", "v1", plural) else { return Ok(None) };
+    async fn get(
+        &self,
+        plural: &'static str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Value>, String> {
+        let Some(s) = self.registry.lookup("", "v1", plural) else {
+            return Ok(None);
+        };
         if let Some(o) = self.get_cached(s.as_ref(), ns, name) {
             return Ok(Some((*o.value()).clone()));
         }
@@ -55,22 +67,43 @@ impl Objects for Store {
 
 /// The groups of every service account of namespace `ns` (plus `system:authenticated`).
 pub fn groups(ns: &str) -> Vec<String> {
-    vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{ns}"), "system:authenticated".into()]
+    vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".into(),
+    ]
 }
 
 /// Whether an object was marked for deletion before `cutoff` (seconds since the epoch).
 fn deleted_before(obj: &Value, cutoff: i64) -> bool {
-    obj["metadata"]["deletionTimestamp"].as_str().and_then(crate::meta::parse_time).map(|t| t.timestamp() < cutoff).unwrap_or(false)
+    obj["metadata"]["deletionTimestamp"]
+        .as_str()
+        .and_then(crate::meta::parse_time)
+        .map(|t| t.timestamp() < cutoff)
+        .unwrap_or(false)
 }
 
 /// Fetches the bound object `r` and checks it still is the one the token names.
-async fn check_ref(objs: &impl Objects, plural: &'static str, ns: &str, r: &Ref, cutoff: i64) -> Result<Value, String> {
-    let obj = objs.get(plural, ns, &r.name).await?.ok_or_else(|| format!("{plural} \"{}\" not found", r.name))?;
+async fn check_ref(
+    objs: &impl Objects,
+    plural: &'static str,
+    ns: &str,
+    r: &Ref,
+    cutoff: i64,
+) -> Result<Value, String> {
+    let obj = objs
+        .get(plural, ns, &r.name)
+        .await?
+        .ok_or_else(|| format!("{plural} \"{}\" not found", r.name))?;
     if deleted_before(&obj, cutoff) {
         return Err(format!("{plural} {ns}/{} has been deleted", r.name));
     }
     if crate::meta::uid(&obj) != r.uid {
-        return Err(format!("{plural} UID ({}) does not match claim ({})", crate::meta::uid(&obj), r.uid));
+        return Err(format!(
+            "{plural} UID ({}) does not match claim ({})",
+            crate::meta::uid(&obj),
+            r.uid
+        ));
     }
     Ok(obj)
 }
@@ -78,8 +111,15 @@ async fn check_ref(objs: &impl Objects, plural: &'static str, ns: &str, r: &Ref,
 /// Authenticates a bearer token that may be a service account token. `Ok(None)`: not a
 /// service account token (another authenticator may know it); `Err`: a service account token
 /// that is not (or no longer) valid, with the reason.
-pub async fn authenticate(objs: &impl Objects, issuer: &Issuer, token: &str, now: i64) -> Result<Option<User>, String> {
-    let Some(iss) = jwt::unverified_issuer(token) else { return Ok(None) };
+pub async fn authenticate(
+    objs: &impl Objects,
+    issuer: &Issuer,
+    token: &str,
+    now: i64,
+) -> Result<Option<User>, String> {
+    let Some(iss) = jwt::unverified_issuer(token) else {
+        return Ok(None);
+    };
     if iss == jwt::LEGACY_ISSUER {
         let claims = issuer.key.verify(token)?;
         return authenticate_legacy(objs, &claims, token).await.map(Some);
@@ -112,23 +152,45 @@ pub async fn authenticate(objs: &impl Objects, issuer: &Issuer, token: &str, now
         }
     }
     if !c.jti.is_empty() {
-        extra.insert(EXTRA_CREDENTIAL_ID.to_string(), vec![format!("JTI={}", c.jti)]);
+        extra.insert(
+            EXTRA_CREDENTIAL_ID.to_string(),
+            vec![format!("JTI={}", c.jti)],
+        );
     }
-    Ok(Some(User { name: jwt::username(ns, &c.service_account.name), uid: c.service_account.uid.clone(), groups: groups(ns), extra }))
+    Ok(Some(User {
+        name: jwt::username(ns, &c.service_account.name),
+        uid: c.service_account.uid.clone(),
+        groups: groups(ns),
+        extra,
+    }))
 }
 
-async fn authenticate_legacy(objs: &impl Objects, claims: &Value, token: &str) -> Result<User, String> {
+async fn authenticate_legacy(
+    objs: &impl Objects,
+    claims: &Value,
+    token: &str,
+) -> Result<User, String> {
     let c = LegacyClaims::check(claims)?;
     let ns = c.namespace.as_str();
     let sa_name = &c.service_account.name;
-    let sa = objs.get("serviceaccounts", ns, sa_name).await?.ok_or_else(|| format!("serviceaccounts \"{sa_name}\" not found"))?;
+    let sa = objs
+        .get("serviceaccounts", ns, sa_name)
+        .await?
+        .ok_or_else(|| format!("serviceaccounts \"{sa_name}\" not found"))?;
     if crate::meta::is_deleting(&sa) {
         return Err(format!("service account {ns}/{sa_name} has been deleted"));
     }
     if crate::meta::uid(&sa) != c.service_account.uid {
-        return Err(format!("service account UID ({}) does not match claim ({})", crate::meta::uid(&sa), c.service_account.uid));
+        return Err(format!(
+            "service account UID ({}) does not match claim ({})",
+            crate::meta::uid(&sa),
+            c.service_account.uid
+        ));
     }
-    let secret = objs.get("secrets", ns, &c.secret_name).await?.ok_or_else(|| format!("secrets \"{}\" not found", c.secret_name))?;
+    let secret = objs
+        .get("secrets", ns, &c.secret_name)
+        .await?
+        .ok_or_else(|| format!("secrets \"{}\" not found", c.secret_name))?;
     if crate::meta::is_deleting(&secret) {
         return Err(format!("token {ns}/{} has been invalidated", c.secret_name));
     }
@@ -137,12 +199,26 @@ async fn authenticate_legacy(objs: &impl Objects, claims: &Value, token: &str) -
         base64::engine::general_purpose::STANDARD.decode(b).ok()
     });
     if stored.as_deref() != Some(token.as_bytes()) {
-        return Err(format!("token does not match the token in secret {ns}/{}", c.secret_name));
+        return Err(format!(
+            "token does not match the token in secret {ns}/{}",
+            c.secret_name
+        ));
     }
-    if secret["metadata"]["labels"].get("kubernetes.io/legacy-token-invalid-since").is_some() {
-        return Err(format!("the token in secret {ns}/{} has been marked invalid", c.secret_name));
+    if secret["metadata"]["labels"]
+        .get("kubernetes.io/legacy-token-invalid-since")
+        .is_some()
+    {
+        return Err(format!(
+            "the token in secret {ns}/{} has been marked invalid",
+            c.secret_name
+        ));
     }
-    Ok(User { name: jwt::username(ns, sa_name), uid: c.service_account.uid.clone(), groups: groups(ns), extra: BTreeMap::new() })
+    Ok(User {
+        name: jwt::username(ns, sa_name),
+        uid: c.service_account.uid.clone(),
+        groups: groups(ns),
+        extra: BTreeMap::new(),
+    })
 }
 
 #[cfg(test)]
@@ -161,7 +237,8 @@ mod tests {
     impl Map {
         fn put(&mut self, plural: &str, ns: &str, name: &str, uid: &str) -> Value {
             let v = json!({"metadata": {"name": name, "namespace": ns, "uid": uid}});
-            self.0.insert((plural.into(), ns.into(), name.into()), v.clone());
+            self.0
+                .insert((plural.into(), ns.into(), name.into()), v.clone());
             v
         }
         fn remove(&mut self, plural: &str, ns: &str, name: &str) {
@@ -170,13 +247,26 @@ mod tests {
     }
 
     impl Objects for Map {
-        async fn get(&self, plural: &'static str, ns: &str, name: &str) -> Result<Option<Value>, String> {
-            Ok(self.0.get(&(plural.to_string(), ns.to_string(), name.to_string())).cloned())
+        async fn get(
+            &self,
+            plural: &'static str,
+            ns: &str,
+            name: &str,
+        ) -> Result<Option<Value>, String> {
+            Ok(self
+                .0
+                .get(&(plural.to_string(), ns.to_string(), name.to_string()))
+                .cloned())
         }
     }
 
     fn issuer() -> Issuer {
-        Issuer::new(SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap(), "", "", &[])
+        Issuer::new(
+            SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap(),
+            "",
+            "",
+            &[],
+        )
     }
 
     fn claims(iss: &Issuer, now: i64) -> BoundClaims {
@@ -184,7 +274,10 @@ mod tests {
             issuer: iss.issuer.clone(),
             audiences: iss.api_audiences.clone(),
             namespace: "ns".into(),
-            service_account: Ref { name: "sa".into(), uid: "sa-uid".into() },
+            service_account: Ref {
+                name: "sa".into(),
+                uid: "sa-uid".into(),
+            },
             issued_at: now,
             expires: now + 3600,
             jti: "abc".into(),
@@ -193,7 +286,10 @@ mod tests {
     }
 
     fn run<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -205,10 +301,23 @@ mod tests {
         let u = run(authenticate(&objs, &iss, &tok, 1010)).unwrap().unwrap();
         assert_eq!(u.name, "system:serviceaccount:ns:sa");
         assert_eq!(u.uid, "sa-uid");
-        assert_eq!(u.groups, ["system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"]);
-        assert_eq!(u.extra.get(EXTRA_CREDENTIAL_ID), Some(&vec!["JTI=abc".to_string()]));
+        assert_eq!(
+            u.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:ns",
+                "system:authenticated"
+            ]
+        );
+        assert_eq!(
+            u.extra.get(EXTRA_CREDENTIAL_ID),
+            Some(&vec!["JTI=abc".to_string()])
+        );
         // Expired, or for another audience: refused.
-        assert_eq!(run(authenticate(&objs, &iss, &tok, 1000 + 3600 + 61)).unwrap_err(), "service account token has expired");
+        assert_eq!(
+            run(authenticate(&objs, &iss, &tok, 1000 + 3600 + 61)).unwrap_err(),
+            "service account token has expired"
+        );
         let mut c = claims(&iss, 1000);
         c.audiences = vec!["other".into()];
         let tok2 = iss.key.sign(&c.to_json()).unwrap();
@@ -218,7 +327,10 @@ mod tests {
         let tok3 = other.key.sign(&claims(&iss, 1000).to_json()).unwrap();
         assert!(run(authenticate(&objs, &iss, &tok3, 1010)).is_err());
         // Not a service account token at all: not ours to judge.
-        assert_eq!(run(authenticate(&objs, &iss, "abcdef", 1010)).unwrap(), None);
+        assert_eq!(
+            run(authenticate(&objs, &iss, "abcdef", 1010)).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -240,8 +352,14 @@ mod tests {
         objs.put("serviceaccounts", "ns", "sa", "sa-uid");
         objs.put("pods", "ns", "p", "pod-uid");
         let mut c = claims(&iss, 1000);
-        c.pod = Some(Ref { name: "p".into(), uid: "pod-uid".into() });
-        c.node = Some(Ref { name: "n1".into(), uid: "node-uid".into() });
+        c.pod = Some(Ref {
+            name: "p".into(),
+            uid: "pod-uid".into(),
+        });
+        c.node = Some(Ref {
+            name: "n1".into(),
+            uid: "node-uid".into(),
+        });
         let tok = iss.key.sign(&c.to_json()).unwrap();
         let u = run(authenticate(&objs, &iss, &tok, 1010)).unwrap().unwrap();
         assert_eq!(u.extra[EXTRA_POD_NAME], ["p"]);
@@ -255,7 +373,10 @@ mod tests {
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_ok());
         assert!(run(authenticate(&objs, &iss, &tok, 1030)).is_err());
         objs.remove("pods", "ns", "p");
-        assert_eq!(run(authenticate(&objs, &iss, &tok, 1010)).unwrap_err(), "pods \"p\" not found");
+        assert_eq!(
+            run(authenticate(&objs, &iss, &tok, 1010)).unwrap_err(),
+            "pods \"p\" not found"
+        );
         // A pod of the same name but another uid is another pod.
         objs.put("pods", "ns", "p", "new-uid");
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_err());
@@ -267,13 +388,19 @@ mod tests {
         let mut objs = Map::default();
         objs.put("serviceaccounts", "ns", "sa", "sa-uid");
         let mut c = claims(&iss, 1000);
-        c.node = Some(Ref { name: "n1".into(), uid: "node-uid".into() });
+        c.node = Some(Ref {
+            name: "n1".into(),
+            uid: "node-uid".into(),
+        });
         let tok = iss.key.sign(&c.to_json()).unwrap();
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_err());
         objs.put("nodes", "", "n1", "node-uid");
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_ok());
         let mut c = claims(&iss, 1000);
-        c.secret = Some(Ref { name: "s".into(), uid: "s-uid".into() });
+        c.secret = Some(Ref {
+            name: "s".into(),
+            uid: "s-uid".into(),
+        });
         let tok = iss.key.sign(&c.to_json()).unwrap();
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_err());
         objs.put("secrets", "ns", "s", "s-uid");
@@ -285,19 +412,28 @@ mod tests {
         let iss = issuer();
         let mut objs = Map::default();
         objs.put("serviceaccounts", "ns", "sa", "sa-uid");
-        let c = LegacyClaims { namespace: "ns".into(), service_account: Ref { name: "sa".into(), uid: "sa-uid".into() }, secret_name: "tok".into() };
+        let c = LegacyClaims {
+            namespace: "ns".into(),
+            service_account: Ref {
+                name: "sa".into(),
+                uid: "sa-uid".into(),
+            },
+            secret_name: "tok".into(),
+        };
         let tok = iss.key.sign(&c.to_json()).unwrap();
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_err());
         let mut s = objs.put("secrets", "ns", "tok", "s-uid");
         s["data"] = json!({"token": base64::engine::general_purpose::STANDARD.encode(&tok)});
-        objs.0.insert(("secrets".into(), "ns".into(), "tok".into()), s);
+        objs.0
+            .insert(("secrets".into(), "ns".into(), "tok".into()), s);
         let u = run(authenticate(&objs, &iss, &tok, 1010)).unwrap().unwrap();
         assert_eq!(u.name, "system:serviceaccount:ns:sa");
         assert!(u.extra.is_empty());
         // A secret holding another token does not vouch for this one.
         let mut s = objs.put("secrets", "ns", "tok", "s-uid");
         s["data"] = json!({"token": base64::engine::general_purpose::STANDARD.encode("other")});
-        objs.0.insert(("secrets".into(), "ns".into(), "tok".into()), s);
+        objs.0
+            .insert(("secrets".into(), "ns".into(), "tok".into()), s);
         assert!(run(authenticate(&objs, &iss, &tok, 1010)).is_err());
     }
 }

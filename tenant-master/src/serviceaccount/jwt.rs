@@ -45,7 +45,9 @@ fn b64url(b: &[u8]) -> String {
 }
 
 fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .ok()
 }
 
 impl SigningKey {
@@ -70,11 +72,19 @@ impl SigningKey {
         let spki = kp.subject_public_key_info();
         let kid = b64url(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
         let (x, y) = (b64url(&raw[1..33]), b64url(&raw[33..65]));
-        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| KeyError::Parse(e.to_string()))?;
-        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| KeyError::Parse(e.to_string()))?;
+        let encoding =
+            EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| KeyError::Parse(e.to_string()))?;
+        let decoding =
+            DecodingKey::from_ec_components(&x, &y).map_err(|e| KeyError::Parse(e.to_string()))?;
         // The field order of go-jose's JSONWebKey marshalling.
         let jwk = json!({"use": "sig", "kty": "EC", "kid": kid, "crv": "P-256", "alg": "ES256", "x": x, "y": y});
-        Ok(SigningKey { encoding, decoding, kid, jwk, public_pem: kp.public_key_pem() })
+        Ok(SigningKey {
+            encoding,
+            decoding,
+            kid,
+            jwk,
+            public_pem: kp.public_key_pem(),
+        })
     }
 
     /// The JWT algorithm name (what discovery lists as supported).
@@ -97,7 +107,9 @@ impl SigningKey {
         v.validate_exp = false;
         v.validate_nbf = false;
         v.validate_aud = false;
-        jsonwebtoken::decode::<Value>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| e.to_string())
+        jsonwebtoken::decode::<Value>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -121,7 +133,10 @@ pub struct Ref {
 
 impl Ref {
     pub fn of(obj: &Value) -> Ref {
-        Ref { name: crate::meta::name(obj).to_string(), uid: crate::meta::uid(obj).to_string() }
+        Ref {
+            name: crate::meta::name(obj).to_string(),
+            uid: crate::meta::uid(obj).to_string(),
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -138,8 +153,16 @@ impl Ref {
     fn parse(v: &Value) -> Option<Ref> {
         let o = v.as_object()?;
         Some(Ref {
-            name: o.get("name").and_then(|n| n.as_str()).unwrap_or("").to_string(),
-            uid: o.get("uid").and_then(|n| n.as_str()).unwrap_or("").to_string(),
+            name: o
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string(),
+            uid: o
+                .get("uid")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string(),
         })
     }
 }
@@ -196,14 +219,21 @@ impl BoundClaims {
         }
         c.insert("kubernetes.io".into(), Value::Object(k));
         c.insert("nbf".into(), json!(self.issued_at));
-        c.insert("sub".into(), json!(username(&self.namespace, &self.service_account.name)));
+        c.insert(
+            "sub".into(),
+            json!(username(&self.namespace, &self.service_account.name)),
+        );
         Value::Object(c)
     }
 
     /// Checks the registered claims of a verified token against `now` (exp, nbf and iat with
     /// a minute of leeway) and the API audiences, and reads the private claims. Errors carry
     /// upstream's texts.
-    pub fn check(claims: &Value, now: i64, api_audiences: &[String]) -> Result<BoundClaims, String> {
+    pub fn check(
+        claims: &Value,
+        now: i64,
+        api_audiences: &[String],
+    ) -> Result<BoundClaims, String> {
         let num = |k: &str| claims.get(k).and_then(|v| v.as_f64()).map(|f| f as i64);
         if let Some(exp) = num("exp") {
             if now > exp + LEEWAY_SECONDS {
@@ -222,11 +252,18 @@ impl BoundClaims {
         }
         let audiences: Vec<String> = match &claims["aud"] {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             _ => Vec::new(),
         };
         // A token without audiences is taken to be for the API server (legacy behaviour).
-        let effective = if audiences.is_empty() { api_audiences.to_vec() } else { audiences.clone() };
+        let effective = if audiences.is_empty() {
+            api_audiences.to_vec()
+        } else {
+            audiences.clone()
+        };
         if !api_audiences.is_empty() && !effective.iter().any(|a| api_audiences.contains(a)) {
             return Err(format!("token audiences {effective:?} is invalid for the target audiences {api_audiences:?}"));
         }
@@ -278,7 +315,10 @@ impl LegacyClaims {
         let s = |k: &str| claims[k].as_str().unwrap_or("").to_string();
         let c = LegacyClaims {
             namespace: s("kubernetes.io/serviceaccount/namespace"),
-            service_account: Ref { name: s("kubernetes.io/serviceaccount/service-account.name"), uid: s("kubernetes.io/serviceaccount/service-account.uid") },
+            service_account: Ref {
+                name: s("kubernetes.io/serviceaccount/service-account.name"),
+                uid: s("kubernetes.io/serviceaccount/service-account.uid"),
+            },
             secret_name: s("kubernetes.io/serviceaccount/secret.name"),
         };
         if c.namespace.is_empty() || c.service_account.name.is_empty() || c.secret_name.is_empty() {
@@ -304,9 +344,18 @@ mod tests {
             issuer: "https://kubernetes.default.svc.cluster.local".into(),
             audiences: vec!["https://kubernetes.default.svc.cluster.local".into()],
             namespace: "ns".into(),
-            service_account: Ref { name: "default".into(), uid: "u1".into() },
-            pod: Some(Ref { name: "p".into(), uid: "pu".into() }),
-            node: Some(Ref { name: "n".into(), uid: "nu".into() }),
+            service_account: Ref {
+                name: "default".into(),
+                uid: "u1".into(),
+            },
+            pod: Some(Ref {
+                name: "p".into(),
+                uid: "pu".into(),
+            }),
+            node: Some(Ref {
+                name: "n".into(),
+                uid: "nu".into(),
+            }),
             secret: None,
             issued_at: now,
             expires: now + 3600,
@@ -324,25 +373,48 @@ mod tests {
         let k = key();
         let c = claims(1000);
         let tok = k.sign(&c.to_json()).unwrap();
-        let header: Value = serde_json::from_slice(&b64url_decode(tok.split('.').next().unwrap()).unwrap()).unwrap();
+        let header: Value =
+            serde_json::from_slice(&b64url_decode(tok.split('.').next().unwrap()).unwrap())
+                .unwrap();
         assert_eq!(header, json!({"alg": "ES256", "kid": k.kid}));
         let got = k.verify(&tok).unwrap();
         let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["aud", "exp", "iat", "iss", "jti", "kubernetes.io", "nbf", "sub"]);
+        assert_eq!(
+            keys,
+            [
+                "aud",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "kubernetes.io",
+                "nbf",
+                "sub"
+            ]
+        );
         let kk: Vec<&String> = got["kubernetes.io"].as_object().unwrap().keys().collect();
         assert_eq!(kk, ["namespace", "node", "pod", "serviceaccount"]);
         assert_eq!(got["sub"], "system:serviceaccount:ns:default");
         assert_eq!(BoundClaims::check(&got, 1000, &auds()).unwrap(), c);
-        assert_eq!(unverified_issuer(&tok).as_deref(), Some("https://kubernetes.default.svc.cluster.local"));
+        assert_eq!(
+            unverified_issuer(&tok).as_deref(),
+            Some("https://kubernetes.default.svc.cluster.local")
+        );
     }
 
     #[test]
     fn expired_and_early_tokens_are_refused_with_a_minute_of_leeway() {
         let c = claims(1000).to_json();
         assert!(BoundClaims::check(&c, 1000 + 3600 + 60, &auds()).is_ok());
-        assert_eq!(BoundClaims::check(&c, 1000 + 3600 + 61, &auds()).unwrap_err(), "service account token has expired");
+        assert_eq!(
+            BoundClaims::check(&c, 1000 + 3600 + 61, &auds()).unwrap_err(),
+            "service account token has expired"
+        );
         assert!(BoundClaims::check(&c, 1000 - 60, &auds()).is_ok());
-        assert_eq!(BoundClaims::check(&c, 1000 - 61, &auds()).unwrap_err(), "service account token is not valid yet");
+        assert_eq!(
+            BoundClaims::check(&c, 1000 - 61, &auds()).unwrap_err(),
+            "service account token is not valid yet"
+        );
     }
 
     #[test]
@@ -372,7 +444,14 @@ mod tests {
     #[test]
     fn legacy_claims_round_trip() {
         let k = key();
-        let c = LegacyClaims { namespace: "ns".into(), service_account: Ref { name: "sa".into(), uid: "u".into() }, secret_name: "s".into() };
+        let c = LegacyClaims {
+            namespace: "ns".into(),
+            service_account: Ref {
+                name: "sa".into(),
+                uid: "u".into(),
+            },
+            secret_name: "s".into(),
+        };
         let tok = k.sign(&c.to_json()).unwrap();
         assert_eq!(unverified_issuer(&tok).as_deref(), Some(LEGACY_ISSUER));
         assert_eq!(LegacyClaims::check(&k.verify(&tok).unwrap()).unwrap(), c);
@@ -388,6 +467,9 @@ mod tests {
         assert_eq!(k.kid.len(), 43);
         // The same key file gives the same kid (tokens stay valid across restarts).
         let pem = SigningKey::generate_pem().unwrap();
-        assert_eq!(SigningKey::from_pem(&pem).unwrap().kid, SigningKey::from_pem(&pem).unwrap().kid);
+        assert_eq!(
+            SigningKey::from_pem(&pem).unwrap().kid,
+            SigningKey::from_pem(&pem).unwrap().kid
+        );
     }
 }

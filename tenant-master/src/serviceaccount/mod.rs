@@ -73,7 +73,12 @@ pub struct Issuer {
 
 impl Issuer {
     /// Loads the signing key from `pki_dir/sa.key`, generating it (and `sa.pub`) on first start.
-    pub fn load_or_create(pki_dir: &Path, ca_pem: &str, issuer: &str, audiences: &[String]) -> anyhow::Result<Issuer> {
+    pub fn load_or_create(
+        pki_dir: &Path,
+        ca_pem: &str,
+        issuer: &str,
+        audiences: &[String],
+    ) -> anyhow::Result<Issuer> {
         let key_path = pki_dir.join(KEY_FILE);
         let pem = match std::fs::read_to_string(&key_path) {
             Ok(p) => p,
@@ -83,19 +88,36 @@ impl Issuer {
                 pem
             }
         };
-        let key = SigningKey::from_pem(&pem).with_context(|| format!("loading {}", key_path.display()))?;
+        let key = SigningKey::from_pem(&pem)
+            .with_context(|| format!("loading {}", key_path.display()))?;
         let pub_path = pki_dir.join(PUB_FILE);
         if std::fs::read_to_string(&pub_path).ok().as_deref() != Some(key.public_pem.as_str()) {
-            std::fs::write(&pub_path, &key.public_pem).with_context(|| format!("writing {}", pub_path.display()))?;
+            std::fs::write(&pub_path, &key.public_pem)
+                .with_context(|| format!("writing {}", pub_path.display()))?;
         }
         Ok(Issuer::new(key, ca_pem, issuer, audiences))
     }
 
     /// An issuer over a loaded key.
     pub fn new(key: SigningKey, ca_pem: &str, issuer: &str, audiences: &[String]) -> Issuer {
-        let issuer = if issuer.is_empty() { DEFAULT_ISSUER.to_string() } else { issuer.to_string() };
-        let api_audiences = if audiences.is_empty() { vec![issuer.clone()] } else { audiences.to_vec() };
-        Issuer { issuer, api_audiences, key, ca_pem: ca_pem.to_string(), extend_expiration: true, max_expiration_seconds: 0 }
+        let issuer = if issuer.is_empty() {
+            DEFAULT_ISSUER.to_string()
+        } else {
+            issuer.to_string()
+        };
+        let api_audiences = if audiences.is_empty() {
+            vec![issuer.clone()]
+        } else {
+            audiences.to_vec()
+        };
+        Issuer {
+            issuer,
+            api_audiences,
+            key,
+            ca_pem: ca_pem.to_string(),
+            extend_expiration: true,
+            max_expiration_seconds: 0,
+        }
     }
 
     /// Whether every audience is one of the API server's.
@@ -127,7 +149,11 @@ pub const JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// Serves the discovery documents with upstream's content types and caching headers; None
 /// for other paths or when the tenant has no issuer.
-pub fn serve_discovery(store: &crate::registry::store::Store, path: &str, external: &str) -> Option<axum::response::Response> {
+pub fn serve_discovery(
+    store: &crate::registry::store::Store,
+    path: &str,
+    external: &str,
+) -> Option<axum::response::Response> {
     use axum::response::IntoResponse;
     let iss = store.service_accounts.get()?;
     let (body, ctype) = match path {
@@ -136,5 +162,15 @@ pub fn serve_discovery(store: &crate::registry::store::Store, path: &str, extern
         _ => return None,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    Some((http::StatusCode::OK, [(http::header::CONTENT_TYPE, ctype), (http::header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response())
+    Some(
+        (
+            http::StatusCode::OK,
+            [
+                (http::header::CONTENT_TYPE, ctype),
+                (http::header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response(),
+    )
 }

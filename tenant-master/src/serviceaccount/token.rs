@@ -11,7 +11,10 @@
 use serde_json::{json, Value};
 
 use super::jwt::{BoundClaims, Ref};
-use super::{Issuer, DEFAULT_EXPIRATION_SECONDS, EXTENDED_EXPIRATION_SECONDS, MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, WARN_ONLY_EXPIRATION_SECONDS};
+use super::{
+    Issuer, DEFAULT_EXPIRATION_SECONDS, EXTENDED_EXPIRATION_SECONDS, MAX_EXPIRATION_SECONDS,
+    MIN_EXPIRATION_SECONDS, WARN_ONLY_EXPIRATION_SECONDS,
+};
 use crate::api::status::{ApiError, ApiResult, FieldError};
 use crate::registry::store::Store;
 
@@ -20,13 +23,18 @@ const KIND: &str = "TokenRequest";
 
 /// A live (consistent) GET of a core/v1 object.
 async fn get(store: &Store, plural: &str, ns: &str, name: &str) -> ApiResult<Value> {
-    let s = store.registry.lookup("", "v1", plural).ok_or_else(|| ApiError::not_found("", plural, name))?;
+    let s = store
+        .registry
+        .lookup("", "v1", plural)
+        .ok_or_else(|| ApiError::not_found("", plural, name))?;
     Ok((*store.get(s.as_ref(), ns, name).await?.value()).clone())
 }
 
 /// A node from the cache, else live; None if there is none.
 async fn find_node(store: &Store, name: &str) -> ApiResult<Option<Value>> {
-    let Some(s) = store.registry.lookup("", "v1", "nodes") else { return Ok(None) };
+    let Some(s) = store.registry.lookup("", "v1", "nodes") else {
+        return Ok(None);
+    };
     if let Some(o) = store.get_cached(s.as_ref(), "", name) {
         return Ok(Some((*o.value()).clone()));
     }
@@ -46,18 +54,32 @@ fn gvk_string(api_version: &str, kind: &str) -> String {
 /// Issues a token for ServiceAccount `ns/name` as the TokenRequest `req` asks; returns the
 /// TokenRequest with its status.
 pub async fn create(store: &Store, ns: &str, name: &str, mut req: Value) -> ApiResult<Value> {
-    let issuer = store.service_accounts.get().ok_or_else(ApiError::not_found_path)?.clone();
+    let issuer = store
+        .service_accounts
+        .get()
+        .ok_or_else(ApiError::not_found_path)?
+        .clone();
     if !req.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be a TokenRequest"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a TokenRequest",
+        ));
     }
     let md_name = crate::meta::name(&req).to_string();
     if !md_name.is_empty() && md_name != name {
-        let e = FieldError::invalid("metadata.name", md_name.clone(), "must match the service account name if specified");
+        let e = FieldError::invalid(
+            "metadata.name",
+            md_name.clone(),
+            "must match the service account name if specified",
+        );
         return Err(ApiError::invalid(GROUP, KIND, name, &[e]));
     }
     let md_ns = crate::meta::namespace(&req).to_string();
     if !md_ns.is_empty() && md_ns != ns {
-        let e = FieldError::invalid("metadata.namespace", md_ns, "must match the service account namespace if specified");
+        let e = FieldError::invalid(
+            "metadata.namespace",
+            md_ns,
+            "must match the service account namespace if specified",
+        );
         return Err(ApiError::invalid(GROUP, KIND, name, &[e]));
     }
     let sa = get(store, "serviceaccounts", ns, name).await?;
@@ -66,14 +88,21 @@ pub async fn create(store: &Store, ns: &str, name: &str, mut req: Value) -> ApiR
         req["spec"] = json!({});
     }
     let spec = &mut req["spec"];
-    let mut audiences: Vec<String> = spec["audiences"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect();
+    let mut audiences: Vec<String> = spec["audiences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
     if audiences.is_empty() {
         audiences = issuer.api_audiences.clone();
     }
     spec["audiences"] = json!(audiences);
     let requested = match &spec["expirationSeconds"] {
         Value::Null => DEFAULT_EXPIRATION_SECONDS,
-        v => v.as_i64().ok_or_else(|| ApiError::bad_request("spec.expirationSeconds must be an integer"))?,
+        v => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("spec.expirationSeconds must be an integer"))?,
     };
     spec["expirationSeconds"] = json!(requested);
     if spec.get("boundObjectRef").is_none() {
@@ -85,14 +114,25 @@ pub async fn create(store: &Store, ns: &str, name: &str, mut req: Value) -> ApiR
         let md = crate::meta::metadata_mut(&mut req);
         md.insert("name".into(), json!(name));
         md.insert("namespace".into(), json!(ns));
-        md.insert("creationTimestamp".into(), json!(crate::meta::now_rfc3339()));
+        md.insert(
+            "creationTimestamp".into(),
+            json!(crate::meta::now_rfc3339()),
+        );
     }
     let mut errs = Vec::new();
     if requested < MIN_EXPIRATION_SECONDS {
-        errs.push(FieldError::invalid("spec.expirationSeconds", requested, "may not specify a duration less than 10 minutes"));
+        errs.push(FieldError::invalid(
+            "spec.expirationSeconds",
+            requested,
+            "may not specify a duration less than 10 minutes",
+        ));
     }
     if requested > MAX_EXPIRATION_SECONDS {
-        errs.push(FieldError::invalid("spec.expirationSeconds", requested, "may not specify a duration larger than 2^32 seconds"));
+        errs.push(FieldError::invalid(
+            "spec.expirationSeconds",
+            requested,
+            "may not specify a duration larger than 2^32 seconds",
+        ));
     }
     if !errs.is_empty() {
         return Err(ApiError::invalid(GROUP, KIND, "", &errs));
@@ -127,7 +167,12 @@ pub async fn create(store: &Store, ns: &str, name: &str, mut req: Value) -> ApiR
                 secret = Some(Ref::of(&s));
                 s
             }
-            _ => return Err(ApiError::bad_request(format!("cannot bind token to object of type {}", gvk_string(api_version, kind)))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to object of type {}",
+                    gvk_string(api_version, kind)
+                )))
+            }
         };
         let want = bound["uid"].as_str().unwrap_or("");
         if !want.is_empty() && want != crate::meta::uid(&obj) {
@@ -155,7 +200,10 @@ pub async fn create(store: &Store, ns: &str, name: &str, mut req: Value) -> ApiR
         warn_after: warn_after.map(|w| now_s + w),
         jti: uuid::Uuid::new_v4().to_string(),
     };
-    let token = issuer.key.sign(&claims.to_json()).map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
+    let token = issuer
+        .key
+        .sign(&claims.to_json())
+        .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
     let expires_at = chrono::DateTime::from_timestamp(now_s + expiration, 0).unwrap_or(now);
     req["kind"] = json!(KIND);
     req["apiVersion"] = json!("authentication.k8s.io/v1");
@@ -168,8 +216,17 @@ pub async fn create(store: &Store, ns: &str, name: &str, mut req: Value) -> ApiR
 
 /// The real lifetime of a token and when it starts warning: auto-mounted pod-bound tokens for
 /// the API's audiences live a year and warn after the 3607 s asked for.
-fn extended_lifetime(issuer: &Issuer, pod_bound: bool, expiration: i64, audiences: &[String]) -> (i64, Option<i64>) {
-    if issuer.extend_expiration && pod_bound && expiration == WARN_ONLY_EXPIRATION_SECONDS && issuer.is_api_audiences(audiences) {
+fn extended_lifetime(
+    issuer: &Issuer,
+    pod_bound: bool,
+    expiration: i64,
+    audiences: &[String],
+) -> (i64, Option<i64>) {
+    if issuer.extend_expiration
+        && pod_bound
+        && expiration == WARN_ONLY_EXPIRATION_SECONDS
+        && issuer.is_api_audiences(audiences)
+    {
         (EXTENDED_EXPIRATION_SECONDS, Some(expiration))
     } else {
         (expiration, None)
@@ -186,15 +243,24 @@ mod tests {
         let key = SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap();
         let iss = Issuer::new(key, "", "", &[]);
         let api = vec![iss.issuer.clone()];
-        assert_eq!(extended_lifetime(&iss, true, 3607, &api), (EXTENDED_EXPIRATION_SECONDS, Some(3607)));
+        assert_eq!(
+            extended_lifetime(&iss, true, 3607, &api),
+            (EXTENDED_EXPIRATION_SECONDS, Some(3607))
+        );
         assert_eq!(extended_lifetime(&iss, false, 3607, &api), (3607, None));
         assert_eq!(extended_lifetime(&iss, true, 3600, &api), (3600, None));
-        assert_eq!(extended_lifetime(&iss, true, 3607, &["vault".to_string()]), (3607, None));
+        assert_eq!(
+            extended_lifetime(&iss, true, 3607, &["vault".to_string()]),
+            (3607, None)
+        );
     }
 
     #[test]
     fn gvk_strings_as_go_prints_them() {
-        assert_eq!(gvk_string("apps/v1", "Deployment"), "apps/v1, Kind=Deployment");
+        assert_eq!(
+            gvk_string("apps/v1", "Deployment"),
+            "apps/v1, Kind=Deployment"
+        );
         assert_eq!(gvk_string("v1", "ConfigMap"), "/v1, Kind=ConfigMap");
     }
 }

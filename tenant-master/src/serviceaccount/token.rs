@@ -263,4 +263,17 @@ mod tests {
         );
         assert_eq!(gvk_string("v1", "ConfigMap"), "/v1, Kind=ConfigMap");
     }
+
+    #[test]
+    fn openapi_lists_the_token_subresource_as_upstream() {
+        let spec = crate::openapi::spec(&crate::registry::Registry::builtin());
+        let v2: Value = serde_json::from_slice(&crate::openapi::v2_json(&spec)).unwrap();
+        let post = &v2["paths"]["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"];
+        assert_eq!(post["operationId"], "createCoreV1NamespacedServiceAccountToken");
+        assert_eq!(
+            post["x-kubernetes-group-version-kind"],
+            json!({"group": "authentication.k8s.io", "kind": "TokenRequest", "version": "v1"})
+        );
+        assert_eq!(post["x-kubernetes-action"], "post");
+    }
 }

@@ -1,7 +1,8 @@
-//! Authentication: client certificates signed by the tenant CA (CN = user, O = groups) and
-//! bearer tokens from a static token file (`token,user,uid,"group1,group2"`).
+//! Authentication: client certificates signed by the tenant CA (CN = user, O = groups), bearer
+//! tokens from a static token file (`token,user,uid,"group1,group2"`) and service account
+//! tokens (see [`crate::serviceaccount::authn`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ pub struct User {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// Extra attributes (`authentication.kubernetes.io/pod-name`, ...).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// Authenticates requests of a connection.
@@ -47,7 +50,7 @@ pub fn parse_token_file(content: &str) -> HashMap<String, User> {
         }
         let mut groups: Vec<String> = fields.get(3).map(|g| g.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
         groups.push("system:authenticated".into());
-        out.insert(fields[0].clone(), User { name: fields[1].clone(), uid: fields[2].clone(), groups });
+        out.insert(fields[0].clone(), User { name: fields[1].clone(), uid: fields[2].clone(), groups, extra: BTreeMap::new() });
     }
     out
 }
@@ -70,11 +73,27 @@ impl Authenticator {
         let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
         let mut groups: Vec<String> = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
         groups.push("system:authenticated".into());
-        Some(User { name, uid: String::new(), groups })
+        Some(User { name, uid: String::new(), groups, extra: BTreeMap::new() })
     }
 
-    /// The user a bearer token stands for.
+    /// The user a bearer token stands for (static tokens only).
     pub fn from_token(&self, token: &str) -> Option<User> {
         self.tokens.get(token).cloned()
+    }
+
+    /// The user a bearer token stands for: a static token, else a service account token of
+    /// this tenant (checked against the objects in `store`).
+    pub async fn from_bearer(&self, token: &str, store: &crate::registry::store::Store) -> Option<User> {
+        if let Some(u) = self.from_token(token) {
+            return Some(u);
+        }
+        let issuer = store.service_accounts.get()?;
+        match crate::serviceaccount::authn::authenticate(store, issuer, token, chrono::Utc::now().timestamp()).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "service account token refused");
+                None
+            }
+        }
     }
 }

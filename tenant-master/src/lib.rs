@@ -11,6 +11,7 @@ pub mod pki;
 pub mod registry;
 pub mod schema;
 pub mod server;
+pub mod serviceaccount;
 pub mod storage;
 pub mod validation;
 
@@ -70,6 +71,12 @@ pub struct Config {
     /// garbagecollector, deployment, replicaset, ...).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
+    /// The issuer (`iss`) of service account tokens.
+    #[arg(long, default_value = serviceaccount::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
+    /// Audiences the API accepts in service account tokens (default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -110,6 +117,7 @@ impl TenantMaster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let pki = pki::Pki::load_or_create(&cfg.data_dir, &cfg.name, &cfg.tls_san)?;
+        let sa_issuer = serviceaccount::Issuer::load_or_create(&pki.dir, &pki.ca_cert_pem, &cfg.service_account_issuer, &cfg.api_audiences)?;
         let token_file = cfg.data_dir.join("tokens.csv");
         if !token_file.exists() {
             let token: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
@@ -131,6 +139,7 @@ impl TenantMaster {
             .ok_or_else(|| anyhow::anyhow!("invalid --node-port-range"))?;
         let alloc = Allocator::new(&cfg.service_cidr, (np_min, np_max)).ok_or_else(|| anyhow::anyhow!("invalid --service-cidr"))?;
         let store = Arc::new(Store::new(caches, registry, alloc));
+        let _ = store.service_accounts.set(Arc::new(sa_issuer));
         let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let host = addr.ip().to_string();

@@ -160,7 +160,8 @@ fn issue_client_cert(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn write_secret(path: &Path, content: &str) -> Result<()> {
+/// Writes a file only its owner may read (0600).
+pub(crate) fn write_secret(path: &Path, content: &str) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

@@ -98,18 +98,23 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, auth: Arc<Auth
             let cert_user = tls.get_ref().1.peer_certificates().and_then(|c| auth.from_certs(c));
             let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
                 let st = st.clone();
-                let mut user = cert_user.clone();
-                if user.is_none() {
-                    if let Some(tok) = req
-                        .headers()
-                        .get(http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("Bearer "))
-                    {
-                        user = auth.from_token(tok.trim());
+                let auth = auth.clone();
+                let cert_user = cert_user.clone();
+                async move {
+                    let mut user = cert_user;
+                    if user.is_none() {
+                        let tok = req
+                            .headers()
+                            .get(http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                            .map(|t| t.trim().to_string());
+                        if let Some(tok) = tok {
+                            user = auth.from_bearer(&tok, &st.store).await;
+                        }
                     }
+                    Ok::<_, std::convert::Infallible>(api::serve(st, req.map(Body::new), user).await)
                 }
-                async move { Ok::<_, std::convert::Infallible>(api::serve(st, req.map(Body::new), user).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;

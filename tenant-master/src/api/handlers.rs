@@ -267,6 +267,11 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
             let b = decode_body(headers, &body)?;
             super::subresources::bind(st, sd, ns, name, &b, &write_opts(q)?).await
         }
+        ("token", Method::POST) => {
+            let b = decode_body(headers, &body)?;
+            let tr = crate::serviceaccount::token::create(store, ns, name, b).await?;
+            Ok(json_response(StatusCode::CREATED, &tr))
+        }
         ("eviction", Method::POST) => {
             let b = decode_body(headers, &body)?;
             super::subresources::evict(st, sd, ns, name, &b).await

@@ -101,10 +101,15 @@ pub async fn serve(st: ApiState, req: Request<Body>, user: Option<User>) -> Resp
         "/version" => return handlers::json_response(StatusCode::OK, &version_json()),
         "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => return text(StatusCode::OK, "ok"),
         "" => {
-            let paths = json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2", "/openapi/v3"]});
+            let paths = json!({"paths": ["/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2", "/openapi/v3", "/openid/v1/jwks"]});
             return handlers::json_response(StatusCode::OK, &paths);
         }
         _ => {}
+    }
+    if method == Method::GET {
+        if let Some(r) = crate::serviceaccount::serve_discovery(&st.store, p, &st.server_addr) {
+            return r;
+        }
     }
     if p.starts_with("/openapi/") {
         return crate::openapi::serve(&st, &method, p, &q, &headers).await;

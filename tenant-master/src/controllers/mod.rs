@@ -7,8 +7,11 @@ pub mod daemonset;
 pub mod history;
 pub mod namespace;
 pub mod podutil;
+pub mod rootcacert;
 pub mod runtime;
 pub mod statefulset;
+pub mod satoken;
+pub mod serviceaccount;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +28,9 @@ pub const ALL: &[(&str, Start)] = &[
     ("garbagecollector", |c| Box::pin(garbagecollector::run(c))),
     ("statefulset", |c| Box::pin(statefulset::run(c))),
     ("daemonset", |c| Box::pin(daemonset::run(c))),
+    ("serviceaccount", |c| Box::pin(serviceaccount::run(c))),
+    ("serviceaccount-token", |c| Box::pin(satoken::run(c))),
+    ("root-ca-cert-publisher", |c| Box::pin(rootcacert::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

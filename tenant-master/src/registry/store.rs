@@ -88,6 +88,8 @@ pub struct Store {
     pub caches: Arc<Caches>,
     pub registry: Arc<Registry>,
     pub alloc: Allocator,
+    /// The tenant's service-account token issuer (set once at start; absent in unit tests).
+    pub service_accounts: std::sync::OnceLock<Arc<crate::serviceaccount::Issuer>>,
     last_write: AtomicI64,
 }
 
@@ -146,7 +148,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn new(caches: Arc<Caches>, registry: Arc<Registry>, alloc: Allocator) -> Store {
-        Store { caches, registry, alloc, last_write: AtomicI64::new(0) }
+        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), last_write: AtomicI64::new(0) }
     }
 
     fn etcd(&self) -> &Etcd {
@@ -460,6 +462,9 @@ impl Store {
             if inf.namespaced {
                 self.check_namespace(ns).await?;
             }
+            // The ServiceAccount admission plugin (pods only); it may wait for the namespace's
+            // default ServiceAccount, hence async and outside the strategy.
+            crate::serviceaccount::admission::admit_create(self, inf, ns, &mut obj, generated).await?;
             s.admit_create(self, &mut obj)?;
             let name = meta::name(&obj).to_string();
             let bytes = Store::encode(s, &obj)?;

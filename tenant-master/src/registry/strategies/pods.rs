@@ -174,13 +174,10 @@ impl Strategy for Pods {
         }
     }
     fn prepare_for_create(&self, o: &mut Value) {
-        // What the default admission plugins add on create: the ServiceAccount plugin's
-        // account, the Priority plugin's priority and policy, DefaultTolerationSeconds' 300s.
+        // What the default admission plugins add on create: the Priority plugin's priority
+        // and policy, DefaultTolerationSeconds' 300s. (The ServiceAccount plugin is
+        // `serviceaccount::admission`, run by the store.)
         let spec = &mut o["spec"];
-        if spec["serviceAccountName"].as_str().unwrap_or("").is_empty() {
-            spec["serviceAccountName"] = json!("default");
-            spec["serviceAccount"] = json!("default");
-        }
         common::default_field(spec, "priority", json!(0));
         common::default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
         let mut tols = spec.get("tolerations").and_then(|t| t.as_array()).cloned().unwrap_or_default();

@@ -1,5 +1,5 @@
-//! core/v1 serviceaccounts: secret references reduced to names (`cleanSecretReferences`) and the
-//! SECRETS column.
+//! core/v1 serviceaccounts: secret references reduced to names (`cleanSecretReferences`), the
+//! SECRETS column, and the `token` subresource (served by `serviceaccount::token`).
 
 use serde_json::{json, Value};
 
@@ -8,7 +8,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ServiceAccounts;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["sa"], ..info("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true) };
+const INFO: ResourceInfo = ResourceInfo { short_names: &["sa"], subresources: &["token"], ..info("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true) };
 
 /// Keeps only the name of each entry of `secrets`, as upstream's strategy does.
 fn clean_secret_references(o: &mut Value) {

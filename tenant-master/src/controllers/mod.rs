@@ -2,9 +2,12 @@
 //! idle, no per-tenant thread pools). Each is one tokio task built from [`runtime`]'s pieces;
 //! [`ALL`] lists them, and `--controllers` / `--disable-controllers` choose which run.
 
+pub mod cronjob;
+pub mod job;
 pub mod namespace;
 pub mod podutil;
 pub mod runtime;
+pub mod ttlafterfinished;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +21,9 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Every built-in controller by the name upstream's kube-controller-manager gives it.
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
+    ("job", |c| Box::pin(job::run(c))),
+    ("cronjob", |c| Box::pin(cronjob::run(c))),
+    ("ttl-after-finished", |c| Box::pin(ttlafterfinished::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

@@ -52,8 +52,9 @@ pub struct KubeletOpts {
     pub nodes: Vec<NodeSpec>,
     /// Report pods Ready (false: Running but not Ready).
     pub ready: bool,
-    /// Pods owned by a Job terminate this long after starting: Succeeded, or Failed when the
-    /// pod has the annotation `kplex.test/exit-code` with a non-zero value.
+    /// Pods owned by a Job terminate this long after starting (or after the seconds in their
+    /// annotation `kplex.test/runtime-seconds`): Succeeded, or Failed when the pod has the
+    /// annotation `kplex.test/exit-code` with a non-zero value.
     pub job_pod_runtime: Duration,
 }
 
@@ -248,7 +249,15 @@ async fn run(client: kube::Client, opts: KubeletOpts, stop: Arc<AtomicBool>) {
                 if api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.is_ok() {
                     let owned_by_job = p.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job");
                     if owned_by_job {
-                        finishing.push((tokio::time::Instant::now() + opts.job_pod_runtime, p.clone()));
+                        let runtime = p
+                            .metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get("kplex.test/runtime-seconds"))
+                            .and_then(|s| s.parse().ok())
+                            .map(Duration::from_secs)
+                            .unwrap_or(opts.job_pod_runtime);
+                        finishing.push((tokio::time::Instant::now() + runtime, p.clone()));
                     }
                 }
             }

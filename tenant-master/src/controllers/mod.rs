@@ -5,6 +5,8 @@
 pub mod garbagecollector;
 pub mod daemonset;
 pub mod history;
+pub mod cronjob;
+pub mod job;
 pub mod namespace;
 pub mod podutil;
 pub mod rootcacert;
@@ -12,6 +14,7 @@ pub mod runtime;
 pub mod statefulset;
 pub mod satoken;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +34,9 @@ pub const ALL: &[(&str, Start)] = &[
     ("serviceaccount", |c| Box::pin(serviceaccount::run(c))),
     ("serviceaccount-token", |c| Box::pin(satoken::run(c))),
     ("root-ca-cert-publisher", |c| Box::pin(rootcacert::run(c))),
+    ("job", |c| Box::pin(job::run(c))),
+    ("cronjob", |c| Box::pin(cronjob::run(c))),
+    ("ttl-after-finished", |c| Box::pin(ttlafterfinished::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

@@ -136,8 +136,17 @@ impl Strategy for CronJobs {
         if let Some(tz) = spec["timeZone"].as_str() {
             let ok = |p: &str| !p.is_empty() && p.len() <= 14 && p != "." && p != ".." && !p.starts_with('-')
                 && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
-            if !tz.split('/').all(ok) {
+            if tz.is_empty() {
+                errs.push(FieldError::invalid("spec.timeZone", tz, "timeZone must be nil or non-empty string"));
+            } else if !tz.split('/').all(ok) {
                 errs.push(FieldError::invalid("spec.timeZone", tz, format!("unknown time zone {tz}")));
+            } else {
+                if tz.eq_ignore_ascii_case("Local") {
+                    errs.push(FieldError::invalid("spec.timeZone", tz, "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"));
+                }
+                if tz.parse::<chrono_tz::Tz>().is_err() {
+                    errs.push(FieldError::invalid("spec.timeZone", tz, format!("unknown time zone {tz}")));
+                }
             }
         }
         match spec["concurrencyPolicy"].as_str().unwrap_or("") {
@@ -224,6 +233,15 @@ mod tests {
         assert!(errs.is_empty(), "{errs:?}");
         let r = CronJobs.row(&o);
         assert_eq!(r[1..6].to_vec(), vec![json!("*/5 * * * *"), json!("<none>"), json!("False"), json!(0), json!("<none>")]);
+        o["spec"]["timeZone"] = json!("Mars/Olympus_Mons");
+        CronJobs.validate(&o, &mut errs);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].detail, "unknown time zone Mars/Olympus_Mons");
+        errs.clear();
+        o["spec"]["timeZone"] = json!("Europe/Berlin");
+        CronJobs.validate(&o, &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        o["spec"]["timeZone"] = Value::Null;
         o["spec"]["schedule"] = json!("CRON_TZ=UTC 0 * * * *");
         CronJobs.validate(&o, &mut errs);
         assert_eq!(errs.len(), 1);

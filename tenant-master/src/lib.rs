@@ -1,6 +1,7 @@
 //! kplex tenant master: a Kubernetes API server over etcd, with the controllers a tenant's
 //! cluster needs. The same server, in super mode, is the API of the local super cluster.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
@@ -8,6 +9,7 @@ pub mod controllers;
 pub mod meta;
 pub mod openapi;
 pub mod pki;
+pub mod quota;
 pub mod registry;
 pub mod schema;
 pub mod server;

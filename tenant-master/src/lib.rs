@@ -72,6 +72,14 @@ pub struct Config {
     /// garbagecollector, deployment, replicaset, ...).
     #[arg(long, value_delimiter = ',')]
     pub disable_controllers: Vec<String>,
+    /// Terminated pods kept before the pod garbage collector deletes the oldest (0 disables),
+    /// as kube-controller-manager's flag.
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// How long pods bound to a node that no longer exists wait before the pod garbage
+    /// collector deletes them (upstream's fixed quarantine; shorter only for tests).
+    #[arg(long, default_value = "40s", value_parser = parse_duration, hide = true)]
+    pub pod_gc_quarantine: Duration,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -144,7 +152,11 @@ impl TenantMaster {
         let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
         tokio::spawn(server::serve(listener, tls, auth, st));
         if cfg.controllers {
-            controllers::start(store.clone(), &cfg.disable_controllers);
+            let settings = controllers::runtime::ctx::Settings {
+                terminated_pod_gc_threshold: cfg.terminated_pod_gc_threshold,
+                pod_gc_quarantine: cfg.pod_gc_quarantine,
+            };
+            controllers::start(store.clone(), &cfg.disable_controllers, settings);
         }
         if !cfg.etcd_compaction_interval.is_zero() {
             tokio::spawn(compactor(etcd, cfg.etcd_compaction_interval));

@@ -223,6 +223,9 @@ pub fn check_request(
         }
         let q = &quotas[i];
         let requested = quota::mask(&d, q.hard.keys());
+        if requested.is_empty() {
+            continue;
+        }
         let used = q.used.clone().unwrap_or_default();
         if subresource != "status" {
             check_fits(q, &used, &requested, inf, name)?;

@@ -265,7 +265,15 @@ fn status_opts() -> WriteOpts {
 
 /// Adds `requested` to one quota's `status.used` by compare-and-swap, checking again against
 /// the stored quota. Ok(false) when the quota is gone.
-async fn charge(store: &Store, ns: &str, qname: &str, requested: &ResourceList, subresource: &str, inf: &ResourceInfo, name: &str) -> ApiResult<bool> {
+async fn charge(
+    store: &Store,
+    ns: &str,
+    qname: &str,
+    requested: &ResourceList,
+    subresource: &str,
+    inf: &ResourceInfo,
+    name: &str,
+) -> ApiResult<bool> {
     let s = quota_strategy(store);
     let res = store
         .guaranteed_update(s.as_ref(), ns, qname, Part::Status, &status_opts(), false, |cur| {
@@ -424,7 +432,12 @@ mod tests {
         let pod = json!({"metadata": {"generateName": "web-", "namespace": "n"},
             "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m"}}}]}});
         let q = vec![
-            quota("compute", json!({"requests.cpu": "1", "limits.cpu": "2", "pods": "10"}), json!({"requests.cpu": "500m", "limits.cpu": "1", "pods": "2"}), json!([])),
+            quota(
+                "compute",
+                json!({"requests.cpu": "1", "limits.cpu": "2", "pods": "10"}),
+                json!({"requests.cpu": "500m", "limits.cpu": "1", "pods": "2"}),
+                json!([]),
+            ),
             quota("besteffort", json!({"pods": "1"}), json!({"pods": "1"}), json!(["BestEffort"])),
         ];
         let d = check_request(&q, &Evaluator::Pods, Op::Create, "", &pod, None, Utc::now(), &inf).unwrap();
@@ -435,7 +448,10 @@ mod tests {
         let big = json!({"metadata": {"generateName": "web-", "namespace": "n"},
             "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "600m"}, "limits": {"cpu": "600m"}}}]}});
         let e = check_request(&q, &Evaluator::Pods, Op::Create, "", &big, None, Utc::now(), &inf).unwrap_err();
-        assert_eq!(e.message, "pods \"web-\" is forbidden: exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=500m, limited: requests.cpu=1");
+        assert_eq!(
+            e.message,
+            "pods \"web-\" is forbidden: exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=500m, limited: requests.cpu=1"
+        );
     }
 
     #[test]

@@ -43,10 +43,10 @@ pub async fn run(ctx: Ctx) {
         .watches(PODS, move |ch| util::services_for_pod_change(&c, ch))
         .watches(ENDPOINTS, |ch| if ch.object.is_none() { vec![ch.key()] } else { vec![] })
         .run(move |ctx, key| {
-        let t = tracker.clone();
-        async move { reconcile(&ctx, &key, &t).await }
-    })
-    .await
+            let t = tracker.clone();
+            async move { reconcile(&ctx, &key, &t).await }
+        })
+        .await
 }
 
 /// At start, deletes Endpoints whose Service is gone, as upstream's `checkLeftoverEndpoints`
@@ -207,7 +207,8 @@ pub fn truncate(subsets: &mut [Value]) -> bool {
         return false;
     }
     let truncate_ready = ready > MAX_CAPACITY;
-    let (max, total, field) = if truncate_ready { (MAX_CAPACITY, ready, "addresses") } else { (MAX_CAPACITY - ready, not_ready, "notReadyAddresses") };
+    let (max, total, field) =
+        if truncate_ready { (MAX_CAPACITY, ready, "addresses") } else { (MAX_CAPACITY - ready, not_ready, "notReadyAddresses") };
     let mut can_add = max;
     for ss in subsets.iter_mut() {
         let n = ss[field].as_array().map(|a| a.len()).unwrap_or(0);
@@ -305,7 +306,11 @@ async fn reconcile(ctx: &Ctx, key: &ObjKey, tracker: &TriggerTimeTracker) -> Res
         Err(e) if is_namespace_terminating(&e) => Ok(Action::Done),
         Err(e) => {
             if e.code != 409 {
-                let (reason, what) = if current_is_new(&ep) { ("FailedToCreateEndpoint", "create endpoint for service") } else { ("FailedToUpdateEndpoint", "update endpoint") };
+                let (reason, what) = if current_is_new(&ep) {
+                    ("FailedToCreateEndpoint", "create endpoint for service")
+                } else {
+                    ("FailedToUpdateEndpoint", "update endpoint")
+                };
                 ctx.event(&ep, "Warning", reason, format!("Failed to {what} {ns}/{name}: {}", e.message));
             }
             Err(e)
@@ -319,7 +324,8 @@ fn current_is_new(ep: &Value) -> bool {
 
 /// A create refused because the namespace is being deleted (retrying cannot help).
 pub fn is_namespace_terminating(e: &ApiError) -> bool {
-    e.code == 403 && e.details.as_ref().map(|d| d["causes"].as_array().into_iter().flatten().any(|c| c["reason"] == "NamespaceTerminating")).unwrap_or(false)
+    e.code == 403
+        && e.details.as_ref().map(|d| d["causes"].as_array().into_iter().flatten().any(|c| c["reason"] == "NamespaceTerminating")).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -388,7 +394,9 @@ mod tests {
 
     #[test]
     fn truncation_keeps_ready_addresses_first() {
-        let many = |n: usize, base: usize| (0..n).map(|i| addr(&format!("10.1.{}.{}", (base + i) / 250, (base + i) % 250), &format!("u{}", base + i))).collect::<Vec<_>>();
+        let many = |n: usize, base: usize| {
+            (0..n).map(|i| addr(&format!("10.1.{}.{}", (base + i) / 250, (base + i) % 250), &format!("u{}", base + i))).collect::<Vec<_>>()
+        };
         let mut s = vec![json!({"addresses": many(900, 0), "notReadyAddresses": many(300, 1000), "ports": [{"port": 80}]})];
         assert!(truncate(&mut s));
         assert_eq!(count(&s, "addresses"), 900);

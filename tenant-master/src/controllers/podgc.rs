@@ -154,7 +154,8 @@ fn orphans(ctx: &Ctx, quarantine: &Quarantine, pods: &[Arc<Value>], nodes: &Hash
     let mut q = quarantine.lock();
     // Pods already failed and being deleted (kept by finalizers) need nothing more.
     let pending = |p: &Value| !(meta::is_deleting(p) && podutil::is_terminal(p));
-    let missing: HashSet<&str> = pods.iter().filter(|p| pending(p)).map(|p| node_name(p)).filter(|n| !n.is_empty() && !nodes.contains_key(*n)).collect();
+    let missing: HashSet<&str> =
+        pods.iter().filter(|p| pending(p)).map(|p| node_name(p)).filter(|n| !n.is_empty() && !nodes.contains_key(*n)).collect();
     q.retain(|n, _| missing.contains(n.as_str()));
     let mut gone = HashSet::new();
     let mut next: Option<Duration> = None;

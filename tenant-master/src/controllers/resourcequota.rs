@@ -106,7 +106,14 @@ fn replenish(ch: &Change, ev: &Evaluator) -> Vec<ObjKey> {
 /// Usage of one quota from the caches (`quota.CalculateUsage`): for each evaluator measuring
 /// something the quota limits, the sum over the namespace's objects in the quota's scopes.
 /// `next` learns when a terminating pod will stop counting.
-fn calculate_usage(ctx: &Ctx, ns: &str, q: &QuotaView, evaluators: &[(Res, Evaluator)], now: DateTime<Utc>, next: &mut Option<DateTime<Utc>>) -> ResourceList {
+fn calculate_usage(
+    ctx: &Ctx,
+    ns: &str,
+    q: &QuotaView,
+    evaluators: &[(Res, Evaluator)],
+    now: DateTime<Utc>,
+    next: &mut Option<DateTime<Utc>>,
+) -> ResourceList {
     let names: Vec<String> = q.spec_hard.keys().cloned().collect();
     let mut used = ResourceList::new();
     for (r, ev) in evaluators {

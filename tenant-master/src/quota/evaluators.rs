@@ -24,7 +24,10 @@ pub enum Evaluator {
     Services,
     PersistentVolumeClaims,
     /// Counts objects: `count/<resource>[.<group>]` and, for a few core resources, a legacy name.
-    Count { count_name: String, alias: Option<&'static str> },
+    Count {
+        count_name: String,
+        alias: Option<&'static str>,
+    },
 }
 
 const SERVICE_RESOURCES: &[&str] = &["count/services", "services", "services.nodeports", "services.loadbalancers"];
@@ -91,7 +94,9 @@ impl Evaluator {
             Evaluator::Services => true,
             Evaluator::PersistentVolumeClaims => match subresource {
                 "" => true,
-                "status" => old.map(|o| allocated_storage(o).map(|q| q.canonical()) != allocated_storage(obj).map(|q| q.canonical())).unwrap_or(false),
+                "status" => {
+                    old.map(|o| allocated_storage(o).map(|q| q.canonical()) != allocated_storage(obj).map(|q| q.canonical())).unwrap_or(false)
+                }
                 _ => false,
             },
             Evaluator::Count { .. } => op == Op::Create,

@@ -17,11 +17,7 @@ pub type ResourceList = BTreeMap<String, Quantity>;
 
 /// Reads a JSON resource list; entries that are not quantities are skipped.
 pub fn parse_list(v: &Value) -> ResourceList {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Quantity::from_json(v).map(|q| (k.clone(), q)))
-        .collect()
+    v.as_object().into_iter().flatten().filter_map(|(k, v)| Quantity::from_json(v).map(|q| (k.clone(), q))).collect()
 }
 
 /// A resource list as JSON, each value in canonical text.
@@ -189,7 +185,11 @@ mod tests {
 
     #[test]
     fn scope_selectors() {
-        let s = |op: &str, vals: &[&str]| ScopeSelector { scope: "PriorityClass".into(), operator: op.into(), values: vals.iter().map(|v| v.to_string()).collect() };
+        let s = |op: &str, vals: &[&str]| ScopeSelector {
+            scope: "PriorityClass".into(),
+            operator: op.into(),
+            values: vals.iter().map(|v| v.to_string()).collect(),
+        };
         assert!(s("In", &["high"]).matches_value(Some("high")));
         assert!(!s("In", &["high"]).matches_value(None));
         assert!(s("NotIn", &["high"]).matches_value(None));

@@ -13,8 +13,17 @@ use crate::registry::quantity::Quantity;
 
 /// Resources the pod evaluator tracks besides prefixed and extended ones.
 pub const POD_RESOURCES: &[&str] = &[
-    "count/pods", "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage",
-    "limits.cpu", "limits.memory", "limits.ephemeral-storage", "pods",
+    "count/pods",
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "pods",
 ];
 
 /// Quota names a pod must declare per container when a quota limits them (a historical
@@ -176,7 +185,10 @@ fn is_terminating(pod: &Value) -> bool {
 }
 
 fn cross_namespace_affinity(pod: &Value) -> bool {
-    let cross = |t: &Value| t["namespaces"].as_array().map(|a| !a.is_empty()).unwrap_or(false) || (!t["namespaceSelector"].is_null() && t.get("namespaceSelector").is_some());
+    let cross = |t: &Value| {
+        t["namespaces"].as_array().map(|a| !a.is_empty()).unwrap_or(false)
+            || (!t["namespaceSelector"].is_null() && t.get("namespaceSelector").is_some())
+    };
     let aff = &pod["spec"]["affinity"];
     for kind in ["podAffinity", "podAntiAffinity"] {
         let a = &aff[kind];
@@ -230,8 +242,7 @@ pub fn constraints(required: &[String], pod: &Value) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let parts: Vec<String> =
-        missing.iter().map(|(r, names)| format!("{r} for: {}", names.iter().cloned().collect::<Vec<_>>().join(","))).collect();
+    let parts: Vec<String> = missing.iter().map(|(r, names)| format!("{r} for: {}", names.iter().cloned().collect::<Vec<_>>().join(","))).collect();
     Err(format!("must specify {}", parts.join("; ")))
 }
 
@@ -292,7 +303,11 @@ mod tests {
         let be = json!({"spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": 10, "priorityClassName": "high"}});
         let burst = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"memory": "1Mi"}}}],
             "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "k", "namespaces": ["x"]}]}}}});
-        let s = |scope: &str, op: &str, vals: &[&str]| ScopeSelector { scope: scope.into(), operator: op.into(), values: vals.iter().map(|v| v.to_string()).collect() };
+        let s = |scope: &str, op: &str, vals: &[&str]| ScopeSelector {
+            scope: scope.into(),
+            operator: op.into(),
+            values: vals.iter().map(|v| v.to_string()).collect(),
+        };
         assert!(matches_scope(&s("BestEffort", "Exists", &[]), &be));
         assert!(!matches_scope(&s("BestEffort", "Exists", &[]), &burst));
         assert!(matches_scope(&s("NotBestEffort", "Exists", &[]), &burst));

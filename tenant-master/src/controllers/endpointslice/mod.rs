@@ -122,10 +122,7 @@ async fn reconcile(ctx: &Ctx, key: &ObjKey, tracker: &TriggerTimeTracker) -> Res
         ctx.delete(ENDPOINTSLICES, ns, meta::name(&s), &DeleteOpts::default()).await.map_err(|e| failed(ctx, &svc, e))?;
     }
     if !plan.missing_nodes.is_empty() {
-        return Err(ApiError::internal(format!(
-            "skipping pods of service {ns}/{name}: node(s) {} not found",
-            plan.missing_nodes.join(",")
-        )));
+        return Err(ApiError::internal(format!("skipping pods of service {ns}/{name}: node(s) {} not found", plan.missing_nodes.join(","))));
     }
     Ok(Action::Done)
 }

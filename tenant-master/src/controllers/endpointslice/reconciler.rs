@@ -133,7 +133,13 @@ fn endpoint_key(ep: &Value) -> String {
     let mut addrs: Vec<&str> = ep["addresses"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
     addrs.sort();
     let t = &ep["targetRef"];
-    format!("{}|{}|{}/{}", addrs.join(","), ep["hostname"].as_str().unwrap_or(""), t["namespace"].as_str().unwrap_or(""), t["name"].as_str().unwrap_or(""))
+    format!(
+        "{}|{}|{}/{}",
+        addrs.join(","),
+        ep["hostname"].as_str().unwrap_or(""),
+        t["namespace"].as_str().unwrap_or(""),
+        t["name"].as_str().unwrap_or("")
+    )
 }
 
 /// `EndpointsEqualBeyondHash`: node, zone, conditions and pod reference (ignoring its
@@ -160,8 +166,20 @@ fn is_reserved_label(k: &str) -> bool {
 /// `setEndpointSliceLabels`: the service's labels (reserved ones skipped) plus the reserved
 /// ones this controller sets; and whether the non-reserved labels differ from the slice's.
 fn slice_labels(slice: &Value, svc: &Value) -> (Map<String, Value>, bool) {
-    let own: Map<String, Value> = slice["metadata"]["labels"].as_object().into_iter().flatten().filter(|(k, _)| !is_reserved_label(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut want: Map<String, Value> = svc["metadata"]["labels"].as_object().into_iter().flatten().filter(|(k, _)| !is_reserved_label(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let own: Map<String, Value> = slice["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !is_reserved_label(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut want: Map<String, Value> = svc["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !is_reserved_label(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let changed = own != want;
     if !util::is_service_ip_set(svc) {
         want.insert(HEADLESS_LABEL.into(), json!(""));
@@ -173,7 +191,11 @@ fn slice_labels(slice: &Value, svc: &Value) -> (Map<String, Value>, bool) {
 
 /// `ownedBy`: the slice has an owner reference to this very service.
 pub fn owned_by(slice: &Value, svc: &Value) -> bool {
-    slice["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|o| o["uid"] == meta::uid(svc) && o["kind"] == "Service" && o["apiVersion"] == "v1")
+    slice["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["uid"] == meta::uid(svc) && o["kind"] == "Service" && o["apiVersion"] == "v1")
 }
 
 /// `newEndpointSlice`: an empty slice of the service (generateName `<service>-`).
@@ -431,11 +453,15 @@ mod tests {
 
     /// Gives created slices names, as the API would.
     fn created(p: &Plan) -> Vec<Value> {
-        p.create.iter().enumerate().map(|(i, s)| {
-            let mut s = s.clone();
-            s["metadata"]["name"] = json!(format!("web-{i}"));
-            s
-        }).collect()
+        p.create
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut s = s.clone();
+                s["metadata"]["name"] = json!(format!("web-{i}"));
+                s
+            })
+            .collect()
     }
 
     #[test]

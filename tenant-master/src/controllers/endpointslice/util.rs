@@ -246,7 +246,11 @@ mod tests {
     fn trigger_times() {
         let t = TriggerTimeTracker::default();
         let svc = json!({"metadata": {"name": "s", "namespace": "n", "creationTimestamp": "2024-01-01T00:00:00Z"}});
-        let pod = |ts: &str| std::sync::Arc::new(json!({"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ts}]}}));
+        let pod = |ts: &str| {
+            std::sync::Arc::new(
+                json!({"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ts}]}}),
+            )
+        };
         assert_eq!(t.compute(&svc, &[pod("2024-01-01T00:00:05Z")]).map(format_trigger_time).as_deref(), Some("2024-01-01T00:00:00Z"));
         assert_eq!(t.compute(&svc, &[pod("2024-01-01T00:00:05Z")]), None, "nothing changed");
         assert_eq!(t.compute(&svc, &[pod("2024-01-01T00:00:09Z")]).map(format_trigger_time).as_deref(), Some("2024-01-01T00:00:09Z"));

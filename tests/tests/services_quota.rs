@@ -57,6 +57,28 @@ spec:
     targetPort: http
 "#;
 
+const EXTERNAL: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: ext
+  namespace: svc
+spec:
+  ports:
+  - name: db
+    port: 5432
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: ext
+  namespace: svc
+subsets:
+- addresses: [{ip: 192.0.2.10}]
+  notReadyAddresses: [{ip: 192.0.2.11}]
+  ports: [{name: db, port: 5432}]
+"#;
+
 fn pod_ip(tm: &TenantMaster, name: &str) -> String {
     tm.kubectl(&["-n", "svc", "get", "pod", name, "-o", "jsonpath={.status.podIP}"]).must()
 }
@@ -148,6 +170,29 @@ fn endpoints_and_slices_list_the_ready_pods() {
     let k = get_json(&tm, &["-n", "default", "endpoints", "kubernetes"]).unwrap();
     assert!(k["subsets"][0]["addresses"][0]["ip"].is_string(), "{k}");
     assert!(k["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"].is_null(), "{k}");
+
+    // A selector-less service: the user's Endpoints stay as written and are mirrored into
+    // EndpointSlices; the bootstrap `kubernetes` slice is left alone.
+    apply(&tm, EXTERNAL);
+    let mirrored = eventually("mirrored slice", || {
+        let l =
+            get_json(&tm, &["-n", "svc", "endpointslices", "-l", "endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io"])?;
+        l["items"].as_array().filter(|i| i.len() == 1).map(|i| i[0].clone())
+    });
+    assert_eq!(mirrored["metadata"]["labels"]["kubernetes.io/service-name"], "ext");
+    assert_eq!(mirrored["metadata"]["ownerReferences"][0]["kind"], "Endpoints");
+    assert_eq!(mirrored["ports"], serde_json::json!([{"name": "db", "port": 5432, "protocol": "TCP"}]));
+    let conds: BTreeSet<(String, bool)> = mirrored["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["addresses"][0].as_str().unwrap().to_string(), e["conditions"]["ready"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(conds, [("192.0.2.10".to_string(), true), ("192.0.2.11".to_string(), false)].into_iter().collect());
+    let ext = get_json(&tm, &["-n", "svc", "endpoints", "ext"]).unwrap();
+    assert!(ext["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"].is_null(), "{ext}");
+    assert_eq!(ext["subsets"][0]["addresses"][0]["ip"], "192.0.2.10");
+    assert!(tm.kubectl(&["-n", "default", "get", "endpointslice", "kubernetes"]).ok);
 
     // The Endpoints go with their Service.
     tm.kubectl(&["-n", "svc", "delete", "service", "web"]).must();

@@ -4,6 +4,7 @@
 
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod namespace;
 pub mod podgc;
 pub mod podutil;
@@ -24,6 +25,7 @@ pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
     ("endpoint", |c| Box::pin(endpoints::run(c))),
     ("endpointslice", |c| Box::pin(endpointslice::run(c))),
+    ("endpointslicemirroring", |c| Box::pin(endpointslicemirroring::run(c))),
     ("podgc", |c| Box::pin(podgc::run(c))),
     ("resourcequota", |c| Box::pin(resourcequota::run(c))),
 ];

@@ -60,7 +60,7 @@ fn slice_owner(ch: &Change) -> Vec<ObjKey> {
 }
 
 /// Writes empty lists as null, as they read back from a real API server (protobuf storage).
-fn as_stored(mut s: Value) -> Value {
+pub(crate) fn as_stored(mut s: Value) -> Value {
     for f in ["endpoints", "ports"] {
         if s[f].as_array().map(|a| a.is_empty()).unwrap_or(false) {
             s[f] = Value::Null;

@@ -90,7 +90,7 @@ pub fn endpoint_ports(svc: &Value, pod: &Value) -> Vec<Value> {
 }
 
 /// `NewPortMapKey`: identifies a set of ports whatever their order.
-fn port_key(ports: &[Value]) -> String {
+pub(crate) fn port_key(ports: &[Value]) -> String {
     let mut keys: Vec<String> = ports.iter().map(podutil::canonical_json).collect();
     keys.sort();
     keys.join("|")
@@ -129,7 +129,7 @@ pub fn pod_to_endpoint(pod: &Value, zone: Option<&str>, svc: &Value, address_typ
 
 /// The identity of an endpoint across syncs (`hashEndpoint`): its sorted addresses, hostname
 /// and pod. Other attributes may change in place.
-fn endpoint_key(ep: &Value) -> String {
+pub(crate) fn endpoint_key(ep: &Value) -> String {
     let mut addrs: Vec<&str> = ep["addresses"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
     addrs.sort();
     let t = &ep["targetRef"];
@@ -144,7 +144,7 @@ fn endpoint_key(ep: &Value) -> String {
 
 /// `EndpointsEqualBeyondHash`: node, zone, conditions and pod reference (ignoring its
 /// resourceVersion) unchanged.
-fn same_beyond_key(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_beyond_key(a: &Value, b: &Value) -> bool {
     let target = |e: &Value| {
         let mut t = e["targetRef"].clone();
         if let Some(o) = t.as_object_mut() {

@@ -356,6 +356,9 @@ pub fn admit<'a>(
         }
         let lock = qa.namespace_lock(&ns);
         let _g = lock.lock().await;
+        // Judge by quotas holding every charge made here so far (the compare-and-swap below
+        // re-checks against storage anyway; this avoids refusals on a stale view).
+        store.consistent().await?;
         let quotas: Vec<QuotaView> = cache.list_filtered(None, Some(&prefix), 0, &|_| true).0.iter().map(|o| QuotaView::parse(&o.value())).collect();
         let deltas = check_request(&quotas, &ev, op, subresource, obj, old, Utc::now(), inf)?;
         if deltas.is_empty() || dry_run {

@@ -157,6 +157,10 @@ fn new_slice(ep: &Value, ports: &[Value], address_type: &str, name: Option<&str>
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": md, "addressType": address_type, "endpoints": [], "ports": ports})
 }
 
+/// The slice wanted for one address type and port set: its ports, address type and
+/// endpoints by identity.
+type Desired = (Vec<Value>, &'static str, BTreeMap<String, Value>);
+
 fn slice_key(ports: &[Value], address_type: &str) -> String {
     format!("{address_type}/{}", port_key(ports))
 }
@@ -165,7 +169,7 @@ fn slice_key(ports: &[Value], address_type: &str) -> String {
 pub fn plan(ep: &Value, existing: &[Value], max: usize) -> Plan {
     let mut p = Plan::default();
     // Desired endpoints by address type and ports; every subset's keys exist even when empty.
-    let mut desired: BTreeMap<String, (Vec<Value>, &'static str, BTreeMap<String, Value>)> = BTreeMap::new();
+    let mut desired: BTreeMap<String, Desired> = BTreeMap::new();
     for subset in ep["subsets"].as_array().into_iter().flatten() {
         let ports = slice_ports(subset);
         for t in ["IPv4", "IPv6"] {

@@ -55,7 +55,7 @@ pub async fn run(store: &Store, host: &str, port: u16) -> anyhow::Result<()> {
         "endpointslices",
         "default",
         json!({
-            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}},
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
             "addressType": "IPv4",
             "endpoints": [{"addresses": [host], "conditions": {"ready": true}}],
             "ports": [{"name": "https", "port": port, "protocol": "TCP"}],

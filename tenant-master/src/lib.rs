@@ -1,6 +1,7 @@
 //! kplex tenant master: a Kubernetes API server over etcd, with the controllers a tenant's
 //! cluster needs. The same server, in super mode, is the API of the local super cluster.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
@@ -8,6 +9,7 @@ pub mod controllers;
 pub mod meta;
 pub mod openapi;
 pub mod pki;
+pub mod quota;
 pub mod registry;
 pub mod schema;
 pub mod server;
@@ -77,6 +79,14 @@ pub struct Config {
     /// Audiences the API accepts in service account tokens (default: the issuer).
     #[arg(long, value_delimiter = ',')]
     pub api_audiences: Vec<String>,
+    /// Terminated pods kept before the pod garbage collector deletes the oldest (0 disables),
+    /// as kube-controller-manager's flag.
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// How long pods bound to a node that no longer exists wait before the pod garbage
+    /// collector deletes them (upstream's fixed quarantine; shorter only for tests).
+    #[arg(long, default_value = "40s", value_parser = parse_duration, hide = true)]
+    pub pod_gc_quarantine: Duration,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -151,7 +161,11 @@ impl TenantMaster {
         let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
         tokio::spawn(server::serve(listener, tls, auth, st));
         if cfg.controllers {
-            controllers::start(store.clone(), &cfg.disable_controllers);
+            let settings = controllers::runtime::ctx::Settings {
+                terminated_pod_gc_threshold: cfg.terminated_pod_gc_threshold,
+                pod_gc_quarantine: cfg.pod_gc_quarantine,
+            };
+            controllers::start(store.clone(), &cfg.disable_controllers, settings);
         }
         if !cfg.etcd_compaction_interval.is_zero() {
             tokio::spawn(compactor(etcd, cfg.etcd_compaction_interval));

@@ -7,9 +7,14 @@ pub mod daemonset;
 pub mod history;
 pub mod cronjob;
 pub mod job;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod namespace;
+pub mod podgc;
 pub mod podutil;
 pub mod rootcacert;
+pub mod resourcequota;
 pub mod runtime;
 pub mod statefulset;
 pub mod satoken;
@@ -37,11 +42,16 @@ pub const ALL: &[(&str, Start)] = &[
     ("job", |c| Box::pin(job::run(c))),
     ("cronjob", |c| Box::pin(cronjob::run(c))),
     ("ttl-after-finished", |c| Box::pin(ttlafterfinished::run(c))),
+    ("endpoint", |c| Box::pin(endpoints::run(c))),
+    ("endpointslice", |c| Box::pin(endpointslice::run(c))),
+    ("endpointslicemirroring", |c| Box::pin(endpointslicemirroring::run(c))),
+    ("podgc", |c| Box::pin(podgc::run(c))),
+    ("resourcequota", |c| Box::pin(resourcequota::run(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).
-pub fn start(store: Arc<Store>, disabled: &[String]) {
-    let ctx = Ctx::new(store);
+pub fn start(store: Arc<Store>, disabled: &[String], settings: runtime::ctx::Settings) {
+    let ctx = Ctx::with_settings(store, settings);
     for (name, start) in ALL {
         if disabled.iter().any(|d| d == name) {
             continue;

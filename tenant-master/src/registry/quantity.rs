@@ -192,6 +192,71 @@ impl Quantity {
     }
 }
 
+/// Arithmetic and comparison, as resource quota needs them (`Quantity.Add`, `Sub`, `Cmp`).
+/// A sum keeps the format of its left operand unless that is zero, as upstream's does, so
+/// `64Mi + 64Mi` prints `128Mi` and `100m + 1` prints `1100m`.
+impl Quantity {
+    /// An integer quantity in decimal format (`resource.NewQuantity(n, DecimalSI)`).
+    pub fn from_i64(n: i64) -> Quantity {
+        Quantity { mantissa: n as i128, exp: 0, format: Format::DecimalSI }.normalized()
+    }
+
+    /// Zero, in decimal format.
+    pub fn zero() -> Quantity {
+        Quantity { mantissa: 0, exp: 0, format: Format::DecimalSI }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.mantissa == 0
+    }
+
+    /// -1, 0 or 1.
+    pub fn signum(&self) -> i32 {
+        self.mantissa.signum() as i32
+    }
+
+    /// Both mantissas scaled to the smaller exponent; None when that overflows.
+    fn aligned(&self, o: &Quantity) -> Option<(i128, i128, i32)> {
+        let exp = self.exp.min(o.exp);
+        let a = self.mantissa.checked_mul(pow10((self.exp - exp) as u32)?)?;
+        let b = o.mantissa.checked_mul(pow10((o.exp - exp) as u32)?)?;
+        Some((a, b, exp))
+    }
+
+    fn as_f64(&self) -> f64 {
+        self.mantissa as f64 * 10f64.powi(self.exp)
+    }
+
+    /// `self + o`.
+    pub fn add(&self, o: &Quantity) -> Quantity {
+        let format = if self.is_zero() { o.format } else { self.format };
+        match self.aligned(o).and_then(|(a, b, exp)| a.checked_add(b).map(|m| (m, exp))) {
+            Some((mantissa, exp)) => Quantity { mantissa, exp, format }.normalized(),
+            // Beyond i128 at a common scale: the larger magnitude wins (upstream caps too).
+            None => {
+                if self.as_f64().abs() >= o.as_f64().abs() {
+                    Quantity { format, ..*self }
+                } else {
+                    Quantity { format, ..*o }
+                }
+            }
+        }
+    }
+
+    /// `self - o`.
+    pub fn sub(&self, o: &Quantity) -> Quantity {
+        self.add(&Quantity { mantissa: -o.mantissa, ..*o })
+    }
+
+    /// Compares the values (formats do not matter).
+    pub fn cmp_value(&self, o: &Quantity) -> std::cmp::Ordering {
+        match self.aligned(o) {
+            Some((a, b, _)) => a.cmp(&b),
+            None => self.as_f64().partial_cmp(&o.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
+        }
+    }
+}
+
 /// The canonical form of a quantity value, or None when it does not parse.
 pub fn canonical(v: &Value) -> Option<String> {
     Quantity::from_json(v).map(|q| q.canonical())
@@ -247,6 +312,19 @@ mod tests {
         assert_eq!(canonical(&json!(2)), Some("2".into()));
         assert_eq!(canonical(&json!(0.25)), Some("250m".into()));
         assert!(Quantity::parse("1Gb").is_none() && Quantity::parse("abc").is_none() && Quantity::parse("").is_none());
+    }
+
+    #[test]
+    fn arithmetic_keeps_the_left_format() {
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        assert_eq!(q("64Mi").add(&q("64Mi")).canonical(), "128Mi");
+        assert_eq!(q("100m").add(&q("1")).canonical(), "1100m");
+        assert_eq!(Quantity::zero().add(&q("1Gi")).canonical(), "1Gi");
+        assert_eq!(q("2").sub(&q("500m")).canonical(), "1500m");
+        assert_eq!(q("1Gi").sub(&q("1Gi")).canonical(), "0");
+        assert_eq!(q("1").cmp_value(&q("1000m")), std::cmp::Ordering::Equal);
+        assert_eq!(q("1Ki").cmp_value(&q("1k")), std::cmp::Ordering::Greater);
+        assert_eq!(Quantity::from_i64(3).canonical(), "3");
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Store {
     pub alloc: Allocator,
     /// The tenant's service-account token issuer (set once at start; absent in unit tests).
     pub service_accounts: std::sync::OnceLock<Arc<crate::serviceaccount::Issuer>>,
+    /// Quota admission's state (namespace locks, in-flight charges).
+    pub quota: crate::admission::resourcequota::QuotaAdmission,
     last_write: AtomicI64,
 }
 
@@ -148,7 +150,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn new(caches: Arc<Caches>, registry: Arc<Registry>, alloc: Allocator) -> Store {
-        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), last_write: AtomicI64::new(0) }
+        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), quota: Default::default(), last_write: AtomicI64::new(0) }
     }
 
     fn etcd(&self) -> &Etcd {
@@ -468,11 +470,16 @@ impl Store {
             s.admit_create(self, &mut obj)?;
             let name = meta::name(&obj).to_string();
             let bytes = Store::encode(s, &obj)?;
+            // Resource quota admission, the last step before the write: charges every matching
+            // ResourceQuota (compare-and-swap on its status) or refuses with 403. A dry run is
+            // checked but not charged. `finish` refunds the charge if the write fails.
+            let charge = crate::admission::resourcequota::admit(self, s, &obj, None, o.subresource, o.dry_run).await?;
             if o.dry_run {
                 self.after_write(&obj);
                 return Ok(obj);
             }
             let res = self.etcd().create(&inf.key(ns, &name), bytes).await;
+            charge.finish(self, res.as_ref().ok().copied()).await;
             self.after_write_await(&obj, res.as_ref().ok().copied()).await;
             match res {
                 Ok(rev) => {
@@ -626,6 +633,18 @@ impl Store {
             let delete_now = meta::is_deleting(&new)
                 && !self.pending_finalizers(s, &new)
                 && new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+            // Resource quota admission for updates that change usage (a Service's type, a
+            // claim's size); as on create, refunded by `finish` if the write fails.
+            let charge = if delete_now {
+                crate::admission::resourcequota::Charge::none()
+            } else {
+                let sub = match part {
+                    Part::Status => "status",
+                    Part::Finalize => "finalize",
+                    Part::Main => o.subresource,
+                };
+                crate::admission::resourcequota::admit(self, s, &new, Some(&old), sub, o.dry_run).await?
+            };
             if o.dry_run {
                 return Ok(new);
             }
@@ -633,9 +652,15 @@ impl Store {
             let res = if delete_now {
                 self.etcd().delete(&key, old_rev).await
             } else {
-                let bytes = Store::encode(s, &new)?;
-                self.etcd().update(&key, bytes, old_rev).await
+                match Store::encode(s, &new) {
+                    Ok(bytes) => self.etcd().update(&key, bytes, old_rev).await,
+                    Err(e) => {
+                        charge.finish(self, None).await;
+                        return Err(e);
+                    }
+                }
             };
+            charge.finish(self, res.as_ref().ok().copied()).await;
             self.after_write_await(&new, res.as_ref().ok().copied()).await;
             match res {
                 Ok(rev) => {

@@ -3,6 +3,7 @@
 //! API server's defaulting, validation and admission, as field manager `kube-controller-manager`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -56,15 +57,37 @@ pub const ENDPOINTSLICES: Res = Res::new("discovery.k8s.io", "v1", "endpointslic
 /// The field manager upstream's controllers write as.
 pub const MANAGER: &str = "kube-controller-manager";
 
+/// Tunables of the built-in controllers, as kube-controller-manager's flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--terminated-pod-gc-threshold`: terminated pods kept before the pod garbage collector
+    /// deletes the oldest (0 disables that part).
+    pub terminated_pod_gc_threshold: usize,
+    /// How long the pod garbage collector waits for a missing node to come back before it
+    /// deletes the node's pods (upstream's fixed 40 s quarantine; shorter only in tests).
+    pub pod_gc_quarantine: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { terminated_pod_gc_threshold: 12500, pod_gc_quarantine: Duration::from_secs(40) }
+    }
+}
+
 /// Reads and writes of one tenant's objects for controllers. Cheap to clone.
 #[derive(Clone)]
 pub struct Ctx {
     pub store: Arc<Store>,
+    pub settings: Arc<Settings>,
 }
 
 impl Ctx {
     pub fn new(store: Arc<Store>) -> Ctx {
-        Ctx { store }
+        Ctx::with_settings(store, Settings::default())
+    }
+
+    pub fn with_settings(store: Arc<Store>, settings: Settings) -> Ctx {
+        Ctx { store, settings: Arc::new(settings) }
     }
 
     /// The strategy of a built-in resource (all of [`Res`]'s constants are registered).

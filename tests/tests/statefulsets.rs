@@ -184,15 +184,20 @@ fn statefulsets_order_their_pods_and_claims() {
     let evs = events(&tm, "scale");
     let pos = |m: &str| evs.iter().position(|e| e == m).unwrap_or_else(|| panic!("{m} missing in {evs:?}"));
     assert!(pos("delete Pod web-2 in StatefulSet web successful") < pos("delete Pod web-1 in StatefulSet web successful"));
-    // whenScaled Delete: the claims of scaled-away pods now belong to those pods (the garbage
-    // collector removes them with the pods); the remaining claim belongs to the set.
-    for (c, owner) in [("www-web-2", "Pod"), ("www-web-1", "Pod"), ("www-web-0", "StatefulSet")] {
-        let refs = get(&tm, "scale", &format!("pvc/{c}"))["metadata"]["ownerReferences"].clone();
-        assert_eq!(refs.as_array().map(|r| r.len()), Some(1), "{c}: {refs}");
-        assert_eq!(refs[0]["kind"], owner, "{c}: {refs}");
-    }
+    // whenScaled Delete: the claims of scaled-away pods were handed to those pods, so the
+    // garbage collector removes them with the pods; the remaining claim belongs to the set.
+    wait_for("claims of scaled-away pods collected", || names(&tm, "scale", "pvc") == vec!["www-web-0"]);
+    let refs = get(&tm, "scale", "pvc/www-web-0")["metadata"]["ownerReferences"].clone();
+    assert_eq!(refs.as_array().map(|r| r.len()), Some(1), "{refs}");
+    assert_eq!(refs[0]["kind"], "StatefulSet", "{refs}");
     let st = get(&tm, "scale", "sts/web")["status"].clone();
     assert_eq!((st["replicas"].as_i64(), st["readyReplicas"].as_i64()), (Some(1), Some(1)), "{st}");
+    // Deleting the set: the garbage collector takes its pods, its revisions and (whenDeleted:
+    // Delete) its claims.
+    tm.kubectl(&["-n", "scale", "delete", "sts/web", "--wait=true"]).must();
+    wait_for("pods, claims and revisions of a deleted set collected", || {
+        names(&tm, "scale", "pods").is_empty() && names(&tm, "scale", "pvc").is_empty() && names(&tm, "scale", "controllerrevisions").is_empty()
+    });
 
     // A rolling update with partition 1 replaces ordinals 2 and 1 only.
     apply(&tm, &sts("rolling", 3, "OrderedReady", "updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1}}"));

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod apiextensions;
 pub mod auth;
 pub mod bootstrap;
 pub mod controllers;

@@ -4,6 +4,8 @@
 
 pub mod namespace;
 pub mod podutil;
+pub mod recorder;
+pub mod replicaset;
 pub mod runtime;
 
 use std::future::Future;
@@ -18,6 +20,8 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Every built-in controller by the name upstream's kube-controller-manager gives it.
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
+    ("replicaset", |c| Box::pin(replicaset::run_replicasets(c))),
+    ("replicationcontroller", |c| Box::pin(replicaset::run_replication_controllers(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

@@ -2,6 +2,7 @@
 //! idle, no per-tenant thread pools). Each is one tokio task built from [`runtime`]'s pieces;
 //! [`ALL`] lists them, and `--controllers` / `--disable-controllers` choose which run.
 
+pub mod deployment;
 pub mod namespace;
 pub mod podutil;
 pub mod recorder;
@@ -21,6 +22,7 @@ type Start = fn(Ctx) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 pub const ALL: &[(&str, Start)] = &[
     ("namespace", |c| Box::pin(namespace::run(c))),
     ("replicaset", |c| Box::pin(replicaset::run_replicasets(c))),
+    ("deployment", |c| Box::pin(deployment::run(c))),
     ("replicationcontroller", |c| Box::pin(replicaset::run_replication_controllers(c))),
 ];
 

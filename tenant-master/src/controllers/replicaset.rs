@@ -10,12 +10,14 @@
 //! unnecessary, see `runtime`); a ReplicaSet whose pods will become available after
 //! minReadySeconds is requeued for exactly that moment instead of after minReadySeconds.
 
+pub mod facts;
 pub mod ranking;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::podutil;
@@ -26,6 +28,8 @@ use crate::api::selectors::LabelSelector;
 use crate::api::status::ApiError;
 use crate::meta;
 use crate::registry::store::{DeleteOpts, Part};
+use crate::storage::cache::CachedObject;
+use facts::{FactCache, Owner};
 
 /// Pods created or deleted per sync at most (`BurstReplicas`).
 pub const BURST_REPLICAS: usize = 500;
@@ -84,10 +88,17 @@ pub async fn run_replication_controllers(ctx: Ctx) {
 
 async fn run(ctx: Ctx, f: &'static Flavor) {
     let rec = Recorder::new(ctx.clone(), f.component);
+    let facts = Arc::new(Mutex::new(FactCache::default()));
     let lookup = ctx.clone();
     let owners = owner_keys(f.kind);
     Controller::new(f.name, ctx)
-        .watches(f.res, |ch| vec![ch.key()])
+        .watches(f.res, |ch| {
+            if status_only(ch) {
+                Vec::new()
+            } else {
+                vec![ch.key()]
+            }
+        })
         .watches(PODS, move |ch| {
             let mut keys = owners(ch);
             for k in orphan_keys(&lookup, f, ch) {
@@ -99,10 +110,31 @@ async fn run(ctx: Ctx, f: &'static Flavor) {
         })
         .workers(5)
         .run(move |ctx, key| {
-            let rec = rec.clone();
-            async move { reconcile(&ctx, f, &rec, &key).await }
+            let (rec, facts) = (rec.clone(), facts.clone());
+            async move { reconcile(&ctx, f, &rec, &facts, &key).await }
         })
         .await
+}
+
+/// A change of nothing but the status (typically this controller's own status write): nothing
+/// to do, as the status follows from the pods (upstream syncs anyway, finding nothing to do).
+fn status_only(ch: &Change) -> bool {
+    let (Some(now), Some(prev)) = (ch.object, ch.prev) else {
+        return false;
+    };
+    let (a, b) = (now.value(), prev.value());
+    let meta_eq = |k: &str| a["metadata"].get(k) == b["metadata"].get(k);
+    a.get("spec") == b.get("spec")
+        && [
+            "labels",
+            "annotations",
+            "ownerReferences",
+            "deletionTimestamp",
+            "finalizers",
+            "generation",
+        ]
+        .iter()
+        .all(|k| meta_eq(k))
 }
 
 /// For a pod without a controller that appeared, changed labels or lost its controller: every
@@ -141,10 +173,60 @@ pub fn min_ready_seconds(obj: &Value) -> i64 {
     obj["spec"]["minReadySeconds"].as_i64().unwrap_or(0)
 }
 
+/// Counts of a ReplicaSet's pods, for its status.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Counts {
+    pub replicas: i64,
+    pub fully_labeled: i64,
+    pub ready: i64,
+    pub available: i64,
+    /// The earliest moment a ready pod becomes available (minReadySeconds), if ahead.
+    pub next_available: Option<DateTime<Utc>>,
+}
+
+impl Counts {
+    fn add(
+        &mut self,
+        ready: bool,
+        available: bool,
+        fully_labeled: bool,
+        available_at: Option<DateTime<Utc>>,
+    ) {
+        self.replicas += 1;
+        self.fully_labeled += fully_labeled as i64;
+        self.ready += ready as i64;
+        self.available += available as i64;
+        if !available {
+            if let Some(at) = available_at {
+                self.next_available = Some(self.next_available.map_or(at, |n| n.min(at)));
+            }
+        }
+    }
+
+    /// Counts a pod given as a whole object (one just adopted).
+    fn add_value(
+        &mut self,
+        p: &Value,
+        template_labels: Option<&serde_json::Map<String, Value>>,
+        min_ready: i64,
+        now: DateTime<Utc>,
+    ) {
+        let labels = &p["metadata"]["labels"];
+        let full = template_labels
+            .map(|t| t.iter().all(|(k, v)| labels[k.as_str()] == *v))
+            .unwrap_or(true);
+        let ready = podutil::is_ready(p);
+        let available = podutil::is_available(p, min_ready, now);
+        self.add(ready, available, full, podutil::available_at(p, min_ready));
+    }
+}
+
+/// `syncReplicaSet`: claim the pods, create or delete some, write the status.
 async fn reconcile(
     ctx: &Ctx,
     f: &'static Flavor,
     rec: &Recorder,
+    facts: &Mutex<FactCache>,
     key: &ObjKey,
 ) -> Result<Action, ApiError> {
     let Some(rs) = ctx.get(f.res, &key.namespace, &key.name) else {
@@ -153,48 +235,83 @@ async fn reconcile(
     let Some(sel) = f.selector(&rs) else {
         return Ok(Action::Done);
     };
-    let uid = meta::uid(&rs).to_string();
-    // Active pods this object owns or could adopt; everything else is no concern of claim's.
-    let candidates: Vec<Arc<Value>> = ctx
-        .list(PODS, &key.namespace)
-        .into_iter()
-        .filter_map(|o| {
-            let v = o.value();
-            if !podutil::is_active(&v) {
-                return None;
+    let uid = meta::uid(&rs);
+    let rs_deleting = meta::is_deleting(&rs);
+    let template_labels = rs["spec"]["template"]["metadata"]["labels"].as_object();
+    let owner = Owner {
+        key: Owner::key_of(uid, util_int(&rs["metadata"]["generation"])),
+        selector: &sel,
+        template_labels,
+    };
+    let min_ready = min_ready_seconds(&rs);
+    let now = Utc::now();
+    // Active pods it owns and still selects are counted as they are; orphans it selects and
+    // owned pods it no longer selects go through claim (adopt, release).
+    let mut owned: Vec<Arc<CachedObject>> = Vec::new();
+    let mut to_claim: Vec<Arc<Value>> = Vec::new();
+    let mut counts = Counts::default();
+    {
+        let mut fc = facts.lock();
+        for o in ctx.list(PODS, &key.namespace) {
+            let fact = fc.get(&o);
+            if !fact.active {
+                continue;
             }
-            match controller_of(&v) {
-                Some(c) if c.uid == uid => Some(v),
-                Some(_) => None,
-                None => sel.matches(&o.labels).then_some(v),
+            let mine = match fact.controller_uid.as_deref() {
+                Some(c) if c == uid => true,
+                Some(_) => continue,
+                None => false,
+            };
+            let (fact, selected, full) = fc.check(&o, &owner);
+            if mine && (selected || rs_deleting) {
+                counts.add(
+                    fact.ready,
+                    fact.available(min_ready, now),
+                    full,
+                    fact.available_at(min_ready),
+                );
+                owned.push(o);
+            } else if selected || mine {
+                to_claim.push(o.value());
             }
-        })
-        .collect();
-    let pods = podutil::claim_shared(ctx, f.res, &rs, &sel, candidates).await?;
-    let manage_err = if meta::is_deleting(&rs) {
+        }
+    }
+    let mut adopted = Vec::new();
+    if !to_claim.is_empty() {
+        adopted = podutil::claim_shared(ctx, f.res, &rs, &sel, to_claim).await?;
+        for p in &adopted {
+            counts.add_value(p, template_labels, min_ready, now);
+        }
+    }
+    let manage_err = if rs_deleting {
         None
     } else {
-        manage_replicas(ctx, f, rec, &rs, &pods).await.err()
+        manage_replicas(ctx, f, rec, &rs, counts.replicas, || {
+            owned
+                .iter()
+                .map(|o| o.value())
+                .chain(adopted.iter().cloned())
+                .collect()
+        })
+        .await
+        .err()
     };
-    let now = Utc::now();
-    let status = calculate_status(&rs, &pods, manage_err.as_ref(), now);
+    let status = calculate_status(&rs, &counts, manage_err.as_ref());
     update_status(ctx, f, &rs, status).await?;
     if let Some(e) = manage_err {
         return Err(e);
     }
-    // Pods that are ready but not yet available make the status change later, unprompted.
-    let min_ready = min_ready_seconds(&rs);
-    let next = pods
-        .iter()
-        .filter(|p| !podutil::is_available(p, min_ready, now))
-        .filter_map(|p| podutil::available_at(p, min_ready))
-        .min();
-    Ok(match next {
+    // Pods that are ready but not yet available change the status later, unprompted.
+    Ok(match counts.next_available {
         Some(at) => Action::RequeueAfter(
             (at - now).to_std().unwrap_or_default() + Duration::from_millis(20),
         ),
         None => Action::Done,
     })
+}
+
+fn util_int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
 }
 
 /// Creates or deletes pods so that `spec.replicas` are active (`manageReplicas`).
@@ -203,9 +320,10 @@ async fn manage_replicas(
     f: &Flavor,
     rec: &Recorder,
     rs: &Arc<Value>,
-    pods: &[Arc<Value>],
+    active: i64,
+    pods: impl FnOnce() -> Vec<Arc<Value>>,
 ) -> Result<(), ApiError> {
-    let diff = pods.len() as i64 - replicas(rs);
+    let diff = active - replicas(rs);
     if diff < 0 {
         let n = ((-diff) as usize).min(BURST_REPLICAS);
         let template = Arc::new(rs["spec"]["template"].clone());
@@ -233,7 +351,7 @@ async fn manage_replicas(
     if diff > 0 {
         let n = (diff as usize).min(BURST_REPLICAS);
         let related = related_pods(ctx, f, rs);
-        let victims = ranking::pods_to_delete(pods.to_vec(), &related, n, Utc::now());
+        let victims = ranking::pods_to_delete(pods(), &related, n, Utc::now());
         let tasks: Vec<_> = victims
             .into_iter()
             .map(|p| {
@@ -393,33 +511,10 @@ fn related_pods(ctx: &Ctx, f: &Flavor, rs: &Value) -> Vec<Arc<Value>> {
 }
 
 /// The status the pods call for (`calculateStatus`), observedGeneration left to the writer.
-pub fn calculate_status(
-    rs: &Value,
-    pods: &[Arc<Value>],
-    manage_err: Option<&ApiError>,
-    now: chrono::DateTime<Utc>,
-) -> Value {
+pub fn calculate_status(rs: &Value, counts: &Counts, manage_err: Option<&ApiError>) -> Value {
     let mut st = rs["status"].clone();
     if !st.is_object() {
         st = json!({});
-    }
-    let template_labels = rs["spec"]["template"]["metadata"]["labels"].as_object();
-    let min_ready = min_ready_seconds(rs);
-    let (mut fully, mut ready, mut available) = (0, 0, 0);
-    for p in pods {
-        let labels = &p["metadata"]["labels"];
-        if template_labels
-            .map(|t| t.iter().all(|(k, v)| labels[k.as_str()] == *v))
-            .unwrap_or(true)
-        {
-            fully += 1;
-        }
-        if podutil::is_ready(p) {
-            ready += 1;
-            if podutil::is_available(p, min_ready, now) {
-                available += 1;
-            }
-        }
     }
     let has_failure = st["conditions"]
         .as_array()
@@ -427,7 +522,7 @@ pub fn calculate_status(
         .unwrap_or(false);
     match manage_err {
         Some(e) if !has_failure => {
-            let diff = pods.len() as i64 - replicas(rs);
+            let diff = counts.replicas - replicas(rs);
             let reason = if diff < 0 {
                 "FailedCreate"
             } else if diff > 0 {
@@ -452,14 +547,20 @@ pub fn calculate_status(
         }
         _ => {}
     }
-    st["replicas"] = json!(pods.len());
-    set_or_remove(&mut st, "fullyLabeledReplicas", json!(fully), fully == 0);
-    set_or_remove(&mut st, "readyReplicas", json!(ready), ready == 0);
+    st["replicas"] = json!(counts.replicas);
+    let c = counts;
+    set_or_remove(
+        &mut st,
+        "fullyLabeledReplicas",
+        json!(c.fully_labeled),
+        c.fully_labeled == 0,
+    );
+    set_or_remove(&mut st, "readyReplicas", json!(c.ready), c.ready == 0);
     set_or_remove(
         &mut st,
         "availableReplicas",
-        json!(available),
-        available == 0,
+        json!(c.available),
+        c.available == 0,
     );
     st
 }
@@ -580,34 +681,51 @@ mod tests {
     #[test]
     fn status_counts_labels_readiness_and_availability() {
         let now = Utc::now();
-        let long_ago = (now - chrono::Duration::seconds(60)).to_rfc3339();
-        let just_now = now.to_rfc3339();
+        let secs = chrono::SecondsFormat::Secs;
+        let long_ago = (now - chrono::Duration::seconds(60)).to_rfc3339_opts(secs, true);
+        let just_now = now.to_rfc3339_opts(secs, true);
         let ready = |t: &str| json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
-        let pods: Vec<Arc<Value>> = vec![
-            Arc::new(
-                json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}, "status": {"conditions": ready(&long_ago)}}),
-            ),
-            Arc::new(
-                json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}, "status": {"conditions": ready(&just_now)}}),
-            ),
-            Arc::new(json!({"metadata": {"labels": {"app": "web"}}, "status": {}})),
+        let pods = [
+            json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}, "status": {"conditions": ready(&long_ago)}}),
+            json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}, "status": {"conditions": ready(&just_now)}}),
+            json!({"metadata": {"labels": {"app": "web"}}, "status": {}}),
         ];
-        let st = calculate_status(&rs(), &pods, None, now);
+        let rs = rs();
+        let tl = rs["spec"]["template"]["metadata"]["labels"].as_object();
+        let mut counts = Counts::default();
+        for p in &pods {
+            counts.add_value(p, tl, 10, now);
+        }
+        assert_eq!(
+            (
+                counts.replicas,
+                counts.fully_labeled,
+                counts.ready,
+                counts.available
+            ),
+            (3, 2, 2, 1)
+        );
+        let at = meta::parse_time(&just_now).unwrap() + chrono::Duration::seconds(10);
+        assert_eq!(
+            counts.next_available,
+            Some(at),
+            "the second pod becomes available in 10 s"
+        );
+        let st = calculate_status(&rs, &counts, None);
         assert_eq!(
             st,
             json!({"replicas": 3, "fullyLabeledReplicas": 2, "readyReplicas": 2, "availableReplicas": 1})
         );
-        let failed = calculate_status(
-            &rs(),
-            &pods[..1],
-            Some(&ApiError::forbidden("exceeded quota")),
-            now,
-        );
+        let one = Counts {
+            replicas: 1,
+            ..Default::default()
+        };
+        let failed = calculate_status(&rs, &one, Some(&ApiError::forbidden("exceeded quota")));
         assert_eq!(failed["conditions"][0]["reason"], "FailedCreate");
         assert_eq!(failed["conditions"][0]["message"], "exceeded quota");
-        let mut healed = rs();
+        let mut healed = rs.clone();
         healed["status"] = failed;
-        let st = calculate_status(&healed, &pods[..1], None, now);
+        let st = calculate_status(&healed, &one, None);
         assert!(st.get("conditions").is_none(), "{st}");
         assert!(same_status(
             &json!({"replicas": 0, "readyReplicas": 0}),

@@ -218,7 +218,7 @@ fn deployments_roll_scale_pause_restart_and_undo() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     let tm = TenantMaster::start(&etcd, "deploys", dir.path(), &[]);
-    let _kubelet = FakeKubelet::start(&tm);
+    let kubelet = FakeKubelet::start(&tm);
     let ns = "roll";
     tm.kubectl(&["create", "namespace", ns]).must();
 
@@ -506,4 +506,74 @@ fn deployments_roll_scale_pause_restart_and_undo() {
     let table = tm.kubectl(&["-n", "legacy", "get", "rc"]).must();
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..4], ["legacy", "2", "2", "2"], "{table}");
+
+    // Recreate: the old pods go before any new one is made.
+    let rec = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  strategy: {type: Recreate}\n  selector: {matchLabels: {app: rec}}\n  template:\n    metadata: {labels: {app: rec}}\n    spec:\n      containers: [{name: nginx, image: 'nginx:1.25'}]\n";
+    tm.kubectl(&["create", "namespace", "recreate"]).must();
+    kplex_e2e::kubectl_with(
+        &kubectl,
+        &tm.kubeconfig,
+        &["-n", "recreate", "apply", "-f", "-"],
+        Some(rec),
+    )
+    .must();
+    rollout_status(&tm, "recreate");
+    let watch = Watch::start(&tm, "recreate");
+    tm.kubectl(&[
+        "-n",
+        "recreate",
+        "set",
+        "image",
+        "deployment/web",
+        "nginx=nginx:1.26",
+    ])
+    .must();
+    rollout_status(&tm, "recreate");
+    let pods = wait_for(30, "the recreated pods", || {
+        Some(live_pods(&tm, "recreate"))
+            .filter(|p| p.len() == 2 && p.iter().all(|(_, i)| i == "nginx:1.26"))
+    });
+    assert_eq!(pods.len(), 2);
+    let seen = watch.finish();
+    assert!(
+        seen.max_pods <= 2 && seen.max_desired <= 2,
+        "no surge with Recreate: {seen:?}"
+    );
+    assert_eq!(
+        seen.min_ready, 0,
+        "Recreate has all old pods gone before new ones: {seen:?}"
+    );
+
+    // Without a kubelet nothing becomes ready: the rollout runs past its progress deadline and
+    // `kubectl rollout status` says so.
+    drop(kubelet);
+    let stuck = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 3\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      containers: [{name: c, image: nginx}]\n";
+    tm.kubectl(&["create", "namespace", "stuck"]).must();
+    kplex_e2e::kubectl_with(
+        &kubectl,
+        &tm.kubeconfig,
+        &["-n", "stuck", "apply", "-f", "-"],
+        Some(stuck),
+    )
+    .must();
+    let out = tm.kubectl(&[
+        "-n",
+        "stuck",
+        "rollout",
+        "status",
+        "deployment/stuck",
+        "--timeout=60s",
+    ]);
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{out:?}"
+    );
+    let cond = jsonpath(&tm, "stuck", "deploy/stuck", "{.status.conditions[?(@.type==\"Progressing\")].reason}: {.status.conditions[?(@.type==\"Progressing\")].message}");
+    assert!(
+        cond.starts_with("ProgressDeadlineExceeded: ReplicaSet \"stuck-")
+            && cond.ends_with("\" has timed out progressing."),
+        "{cond}"
+    );
 }

@@ -229,41 +229,9 @@ impl Dc<'_> {
         if !util::is_rolling(d) {
             return Ok(());
         }
-        let mut all: Vec<&Value> = util::active(old.iter().chain(new));
-        let current = util::sum_replicas(all.iter().copied());
-        let allowed = if replicas(d) > 0 {
-            replicas(d) + util::max_surge(d)
-        } else {
-            0
-        };
-        let to_add = allowed - current;
-        let op = match to_add {
-            n if n > 0 => {
-                all.sort_by(|a, b| util::by_size_newer(a, b));
-                "up"
-            }
-            n if n < 0 => {
-                all.sort_by(|a, b| util::by_size_older(a, b));
-                "down"
-            }
-            _ => "",
-        };
-        let mut added = 0;
-        let mut sizes: Vec<i64> = Vec::with_capacity(all.len());
-        for rs in &all {
-            if to_add != 0 {
-                let p = util::proportion(rs, d, to_add, added);
-                sizes.push(replicas(rs) + p);
-                added += p;
-            } else {
-                sizes.push(replicas(rs));
-            }
-        }
-        for (i, rs) in all.iter().enumerate() {
-            if i == 0 && to_add != 0 {
-                sizes[0] = (sizes[0] + to_add - added).max(0);
-            }
-            self.scale_replica_set(rs, sizes[i], d, op).await?;
+        let (op, sized) = proportional_sizes(d, util::active(old.iter().chain(new)));
+        for (rs, size) in sized {
+            self.scale_replica_set(rs, size, d, op).await?;
         }
         Ok(())
     }
@@ -434,6 +402,52 @@ impl Dc<'_> {
     }
 }
 
+/// The sizes of the active ReplicaSets when a rolling Deployment is scaled mid-rollout: the
+/// replicas to add (or remove) to reach `replicas + maxSurge` are shared in proportion to each
+/// ReplicaSet's size against the max-replicas it was sized for; leftovers go to the first in
+/// order (largest, newer first when growing, older first when shrinking). Returns the scaling
+/// direction ("up", "down" or "") and each ReplicaSet with its new size, in that order.
+pub fn proportional_sizes<'a>(
+    d: &Value,
+    mut all: Vec<&'a Value>,
+) -> (&'static str, Vec<(&'a Value, i64)>) {
+    let current = util::sum_replicas(all.iter().copied());
+    let allowed = if replicas(d) > 0 {
+        replicas(d) + util::max_surge(d)
+    } else {
+        0
+    };
+    let to_add = allowed - current;
+    let op = match to_add {
+        n if n > 0 => {
+            all.sort_by(|a, b| util::by_size_newer(a, b));
+            "up"
+        }
+        n if n < 0 => {
+            all.sort_by(|a, b| util::by_size_older(a, b));
+            "down"
+        }
+        _ => "",
+    };
+    let mut added = 0;
+    let mut sized: Vec<(&Value, i64)> = Vec::with_capacity(all.len());
+    for rs in all {
+        let p = if to_add != 0 {
+            util::proportion(rs, d, to_add, added)
+        } else {
+            0
+        };
+        added += p;
+        sized.push((rs, replicas(rs) + p));
+    }
+    if to_add != 0 {
+        if let Some(first) = sized.first_mut() {
+            first.1 = (first.1 + to_add - added).max(0);
+        }
+    }
+    (op, sized)
+}
+
 fn set_min_ready(rs: &mut Value, secs: i64) {
     if let Some(spec) = rs["spec"].as_object_mut() {
         if secs == 0 {
@@ -499,6 +513,40 @@ pub fn calculate_status(all: &[&Value], new: Option<&Value>, d: &Value) -> Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rs(name: &str, created: &str, size: i64, max: &str) -> Value {
+        json!({"metadata": {"name": name, "creationTimestamp": created, "annotations": {util::MAX_REPLICAS: max}}, "spec": {"replicas": size}})
+    }
+
+    fn names_sizes(v: &[(&Value, i64)]) -> Vec<(String, i64)> {
+        v.iter()
+            .map(|(r, n)| (meta::name(r).to_string(), *n))
+            .collect()
+    }
+
+    #[test]
+    fn scaling_mid_rollout_is_proportional() {
+        let d = |r: i64| json!({"spec": {"replicas": r, "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}}});
+        let old = rs("old", "2025-01-01T00:00:00Z", 8, "13");
+        let new = rs("new", "2025-01-01T00:01:00Z", 5, "13");
+        // 10 -> 20 replicas: 10 more to share (23 - 13): 8*23/13 -> 14, 5*23/13 -> 9.
+        let (op, sized) = proportional_sizes(&d(20), vec![&old, &new]);
+        assert_eq!(op, "up");
+        assert_eq!(names_sizes(&sized), [("old".into(), 14), ("new".into(), 9)]);
+        // 10 -> 5: 5 fewer (8 allowed - 13): 8*8/13 -> 5, 5*8/13 -> 3.
+        let (op, sized) = proportional_sizes(&d(5), vec![&new, &old]);
+        assert_eq!(op, "down");
+        assert_eq!(names_sizes(&sized), [("old".into(), 5), ("new".into(), 3)]);
+        // Scaled to zero: everything goes.
+        let (_, sized) = proportional_sizes(&d(0), vec![&old, &new]);
+        assert_eq!(names_sizes(&sized), [("old".into(), 0), ("new".into(), 0)]);
+        // Equal sizes grow newer first: 3 to add over two halves of 2 sized for 4 replicas,
+        // 2 for the newer, the 1 left for the older.
+        let a = rs("a", "2025-01-01T00:00:00Z", 2, "4");
+        let b = rs("b", "2025-01-01T00:01:00Z", 2, "4");
+        let (_, sized) = proportional_sizes(&d(4), vec![&a, &b]);
+        assert_eq!(names_sizes(&sized), [("b".into(), 4), ("a".into(), 3)]);
+    }
 
     #[test]
     fn status_sums_the_replica_sets() {

@@ -4,6 +4,7 @@
 # `./hack/bench.sh idle_tenants`) against a throwaway etcd.
 # Knobs (env): BENCH_STARTS BENCH_CREATES BENCH_ROUNDS BENCH_PODS BENCH_LISTS BENCH_GETS;
 # idle_tenants: BENCH_TENANTS BENCH_SETTLE_SECS BENCH_IDLE_SECS.
+# deployment_scale: BENCH_REPLICAS BENCH_ROUNDS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/hack/lib.sh"

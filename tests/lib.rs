@@ -123,6 +123,11 @@ impl TenantMaster {
         self.spawn();
     }
 
+    /// The process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

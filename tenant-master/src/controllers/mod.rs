@@ -10,11 +10,14 @@ pub mod job;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
+pub mod deployment;
 pub mod namespace;
 pub mod podgc;
 pub mod podutil;
 pub mod rootcacert;
 pub mod resourcequota;
+pub mod recorder;
+pub mod replicaset;
 pub mod runtime;
 pub mod statefulset;
 pub mod satoken;
@@ -47,6 +50,9 @@ pub const ALL: &[(&str, Start)] = &[
     ("endpointslicemirroring", |c| Box::pin(endpointslicemirroring::run(c))),
     ("podgc", |c| Box::pin(podgc::run(c))),
     ("resourcequota", |c| Box::pin(resourcequota::run(c))),
+    ("replicaset", |c| Box::pin(replicaset::run_replicasets(c))),
+    ("deployment", |c| Box::pin(deployment::run(c))),
+    ("replicationcontroller", |c| Box::pin(replicaset::run_replication_controllers(c))),
 ];
 
 /// Starts the controllers not named in `disabled` (names from [`ALL`]).

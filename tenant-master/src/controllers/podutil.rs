@@ -164,6 +164,11 @@ pub fn canonical_json(v: &Value) -> String {
 /// is released (its owner reference removed); objects with another controller are left
 /// alone. Returns the objects owned after claiming.
 pub async fn claim(ctx: &Ctx, r: Res, owner: &Value, sel: &LabelSelector, candidates: Vec<std::sync::Arc<Value>>) -> ApiResult<Vec<Value>> {
+    Ok(claim_shared(ctx, r, owner, sel, candidates).await?.into_iter().map(|v| (*v).clone()).collect())
+}
+
+/// [`claim`] without copying the objects it keeps: for controllers that own many pods.
+pub async fn claim_shared(ctx: &Ctx, r: Res, owner: &Value, sel: &LabelSelector, candidates: Vec<std::sync::Arc<Value>>) -> ApiResult<Vec<std::sync::Arc<Value>>> {
     let uid = meta::uid(owner).to_string();
     let owner_deleting = meta::is_deleting(owner);
     let mut owned = Vec::new();
@@ -172,7 +177,7 @@ pub async fn claim(ctx: &Ctx, r: Res, owner: &Value, sel: &LabelSelector, candid
         match controller_of(&c) {
             Some(cr) if cr.uid == uid => {
                 if matches || owner_deleting {
-                    owned.push((*c).clone());
+                    owned.push(c);
                 } else if !meta::is_deleting(&c) {
                     release(ctx, r, &c, &uid).await?;
                 }
@@ -181,7 +186,7 @@ pub async fn claim(ctx: &Ctx, r: Res, owner: &Value, sel: &LabelSelector, candid
             None => {
                 if matches && !owner_deleting && !meta::is_deleting(&c) {
                     if let Some(v) = adopt(ctx, r, &c, owner).await? {
-                        owned.push(v);
+                        owned.push(std::sync::Arc::new(v));
                     }
                 }
             }

@@ -577,3 +577,73 @@ fn deployments_roll_scale_pause_restart_and_undo() {
         "{cond}"
     );
 }
+
+fn names(tm: &TenantMaster, ns: &str, kinds: &str) -> Vec<String> {
+    let out = tm.kubectl(&["-n", ns, "get", kinds, "-o", "name"]).must();
+    let mut v: Vec<String> = out.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// Issue 4's second acceptance bullet with the garbage collector, and a ResourceQuota capping a
+/// Deployment: the controllers, the collector and quota admission working together.
+#[test]
+fn deleting_deployments_cascades_and_quota_caps_replicas() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tm = TenantMaster::start(&etcd, "cascade", dir.path(), &[]);
+    let _kubelet = FakeKubelet::start(&tm);
+    for ns in ["bg", "orphan", "fg", "quota"] {
+        tm.kubectl(&["create", "namespace", ns]).must();
+    }
+    for ns in ["bg", "orphan", "fg"] {
+        tm.kubectl(&["-n", ns, "create", "deployment", "web", "--image=nginx:1.25", "--replicas=2"]).must();
+    }
+    for ns in ["bg", "orphan", "fg"] {
+        rollout_status(&tm, ns);
+    }
+
+    // Background (kubectl's default): the ReplicaSet and then its pods go.
+    tm.kubectl(&["-n", "bg", "delete", "deployment", "web"]).must();
+    wait_for(60, "the ReplicaSet and pods of a deleted deployment to go", || names(&tm, "bg", "rs,pods").is_empty().then_some(()));
+
+    // Orphan: the ReplicaSet and pods stay, no longer owned; a new deployment adopts them back.
+    tm.kubectl(&["-n", "orphan", "delete", "deployment", "web", "--cascade=orphan"]).must();
+    wait_for(30, "the orphaned ReplicaSet to lose its owner", || {
+        let owners = tm.kubectl(&["-n", "orphan", "get", "rs", "-o", "jsonpath={.items[*].metadata.ownerReferences}"]).must();
+        owners.trim().is_empty().then_some(())
+    });
+    let pods = live_pods(&tm, "orphan");
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    tm.kubectl(&["-n", "orphan", "create", "deployment", "web", "--image=nginx:1.25", "--replicas=2"]).must();
+    rollout_status(&tm, "orphan");
+    let kept: Vec<String> = live_pods(&tm, "orphan").into_iter().map(|p| p.0).collect();
+    assert_eq!(kept, pods.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), "the recreated deployment adopts the same pods");
+    assert_eq!(names(&tm, "orphan", "rs").len(), 1);
+
+    // Foreground: the deployment stays (foregroundDeletion) until its dependents are gone.
+    tm.kubectl(&["-n", "fg", "delete", "deployment", "web", "--cascade=foreground", "--wait=false"]).must();
+    let fins = tm.kubectl(&["-n", "fg", "get", "deployment", "web", "-o", "jsonpath={.metadata.finalizers}"]);
+    if fins.ok {
+        assert!(fins.stdout.contains("foregroundDeletion") || fins.stdout.is_empty(), "{}", fins.stdout);
+    }
+    tm.kubectl(&["-n", "fg", "wait", "--for=delete", "deployment/web", "--timeout=60s"]).must();
+    assert!(names(&tm, "fg", "rs,pods").is_empty(), "dependents are gone before the owner");
+
+    // Quota: pods=2 caps a deployment of 3; the ReplicaSet says why.
+    tm.kubectl(&["-n", "quota", "create", "quota", "q", "--hard=pods=2"]).must();
+    tm.kubectl(&["-n", "quota", "create", "deployment", "web", "--image=nginx:1.25", "--replicas=3"]).must();
+    let msg = wait_for(60, "the ReplicaSet to report ReplicaFailure", || {
+        let out = tm
+            .kubectl(&["-n", "quota", "get", "rs", "-o", "jsonpath={.items[0].status.conditions[?(@.type==\"ReplicaFailure\")].message}"])
+            .must();
+        (!out.is_empty()).then_some(out)
+    });
+    assert!(msg.contains("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"), "{msg}");
+    assert_eq!(live_pods(&tm, "quota").len(), 2);
+    let events = tm.kubectl(&["-n", "quota", "get", "events", "--field-selector=reason=FailedCreate", "-o", "jsonpath={.items[*].message}"]).must();
+    assert!(events.contains("Error creating: pods \"web-") && events.contains("is forbidden: exceeded quota: q"), "{events}");
+    // Raising the quota lets the third pod in.
+    tm.kubectl(&["-n", "quota", "patch", "quota", "q", "--type=merge", "-p", "{\"spec\":{\"hard\":{\"pods\":\"3\"}}}"]).must();
+    wait_for(60, "the third pod once the quota allows it", || (live_pods(&tm, "quota").len() == 3).then_some(()));
+}

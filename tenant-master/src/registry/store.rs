@@ -337,7 +337,13 @@ impl Store {
     /// Checks the namespace of a new namespaced object exists and is not terminating.
     async fn check_namespace(&self, ns: &str) -> ApiResult<()> {
         let Some(nss) = self.registry.lookup("", "v1", "namespaces") else { return Ok(()) };
-        match self.get_cached(nss.as_ref(), "", ns) {
+        let mut cached = self.get_cached(nss.as_ref(), "", ns);
+        if cached.is_none() {
+            // A namespace created a moment ago may not be in the cache yet: catch up first.
+            self.consistent().await?;
+            cached = self.get_cached(nss.as_ref(), "", ns);
+        }
+        match cached {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(o) => {
                 let v = o.value();
@@ -453,7 +459,9 @@ impl Store {
             }
         }
         s.prepare_for_create(&mut obj);
-        let generate_name = obj["metadata"]["generateName"].as_str().unwrap_or("").to_string();
+        // Upstream's SimpleNameGenerator: the base is cut to 58 characters so that base plus
+        // the 5-character suffix fits the 63 a name may have.
+        let generate_name: String = obj["metadata"]["generateName"].as_str().unwrap_or("").chars().take(58).collect();
         let mut attempts = 0;
         loop {
             if generated {

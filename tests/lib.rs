@@ -71,6 +71,11 @@ impl Drop for Etcd {
     }
 }
 
+/// Tenant master arguments for tests of the API server's own output (what a create or an apply
+/// stores): the workload controllers are off, so no controller writes status, annotations or
+/// managedFields of its own onto the objects under test; everything else runs.
+pub const API_ONLY: &[&str] = &["--disable-controllers", "deployment,replicaset,replicationcontroller,statefulset,daemonset,job,cronjob"];
+
 /// A running `kplex tenant-master`.
 pub struct TenantMaster {
     child: Option<Child>,

@@ -125,6 +125,10 @@ impl TenantMaster {
     /// Starts everything and returns once the API is being served.
     pub async fn start(cfg: Config) -> anyhow::Result<TenantMaster> {
         let t0 = Instant::now();
+        if let Some(bad) = cfg.disable_controllers.iter().find(|d| !controllers::ALL.iter().any(|(n, _)| n == d)) {
+            let known: Vec<&str> = controllers::ALL.iter().map(|(n, _)| *n).collect();
+            anyhow::bail!("--disable-controllers: unknown controller {bad:?} (known: {})", known.join(", "));
+        }
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let pki = pki::Pki::load_or_create(&cfg.data_dir, &cfg.name, &cfg.tls_san)?;

@@ -41,7 +41,7 @@ fn apply(tm: &TenantMaster, manifest: &str, extra: &[&str]) -> kplex_e2e::Output
 fn kubectl_server_side_apply_like_kube_apiserver() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    let tm = TenantMaster::start(&etcd, "apply-e2e", dir.path(), &[]);
+    let tm = TenantMaster::start(&etcd, "apply-e2e", dir.path(), kplex_e2e::API_ONLY);
     assert!(tm.kubectl(&["create", "namespace", "shop"]).ok);
     let ns: Value = serde_json::from_str(&tm.kubectl(&["get", "ns", "shop", "-o", "json", "--show-managed-fields"]).stdout).unwrap();
     let e = &ns["metadata"]["managedFields"][0];

@@ -113,7 +113,7 @@ fn check(tm: &TenantMaster, case: &str) -> Vec<String> {
 fn minimal_manifests_read_back_with_upstream_defaults() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    let tm = TenantMaster::start(&etcd, "defaults-e2e", dir.path(), &[]);
+    let tm = TenantMaster::start(&etcd, "defaults-e2e", dir.path(), kplex_e2e::API_ONLY);
     assert!(tm.kubectl(&["create", "namespace", "defaults"]).ok);
 
     let mut problems = Vec::new();
@@ -127,7 +127,7 @@ fn minimal_manifests_read_back_with_upstream_defaults() {
 fn defaults_are_applied_on_update_too() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    let tm = TenantMaster::start(&etcd, "defaults-update", dir.path(), &[]);
+    let tm = TenantMaster::start(&etcd, "defaults-update", dir.path(), kplex_e2e::API_ONLY);
     assert!(tm.kubectl(&["create", "namespace", "defaults"]).ok);
     let manifest = testdata("deployment.yaml");
     assert!(tm.kubectl(&["-n", "defaults", "create", "-f", manifest.to_str().unwrap()]).ok);

@@ -125,8 +125,8 @@ impl TenantMaster {
     /// Starts everything and returns once the API is being served.
     pub async fn start(cfg: Config) -> anyhow::Result<TenantMaster> {
         let t0 = Instant::now();
-        if let Some(bad) = cfg.disable_controllers.iter().find(|d| !controllers::ALL.iter().any(|(n, _)| n == d)) {
-            let known: Vec<&str> = controllers::ALL.iter().map(|(n, _)| *n).collect();
+        if let Some(bad) = cfg.disable_controllers.iter().find(|d| !controllers::ALL.iter().any(|(n, _, _)| n == d)) {
+            let known: Vec<&str> = controllers::ALL.iter().map(|(n, _, _)| *n).collect();
             anyhow::bail!("--disable-controllers: unknown controller {bad:?} (known: {})", known.join(", "));
         }
         let _ = rustls::crypto::ring::default_provider().install_default();

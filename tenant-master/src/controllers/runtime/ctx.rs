@@ -79,6 +79,8 @@ impl Default for Settings {
 pub struct Ctx {
     pub store: Arc<Store>,
     pub settings: Arc<Settings>,
+    /// The event recorder of the controller this context belongs to (see [`Ctx::for_component`]).
+    recorder: Option<Arc<crate::controllers::recorder::Recorder>>,
 }
 
 impl Ctx {
@@ -87,7 +89,15 @@ impl Ctx {
     }
 
     pub fn with_settings(store: Arc<Store>, settings: Settings) -> Ctx {
-        Ctx { store, settings: Arc::new(settings) }
+        Ctx { store, settings: Arc::new(settings), recorder: None }
+    }
+
+    /// This context for one controller: its Events name `component` as their source and go
+    /// through one event correlator (aggregation, deduplication, spam filter) per controller.
+    pub fn for_component(&self, component: &'static str) -> Ctx {
+        let base = Ctx { recorder: None, ..self.clone() };
+        let rec = crate::controllers::recorder::Recorder::new(base.clone(), component);
+        Ctx { recorder: Some(Arc::new(rec)), ..base }
     }
 
     /// The strategy of a built-in resource (all of [`Res`]'s constants are registered).
@@ -175,9 +185,14 @@ impl Ctx {
         }
     }
 
-    /// Records an Event about `obj` as upstream's event recorder does (core/v1 Event named
-    /// `<name>.<hex nanoseconds>`). Written in the background; a failure is only logged.
+    /// Records an Event about `obj` as upstream's event recorder does: through this controller's
+    /// recorder when it has one, else as-is with source `kplex-controllers`. Written in the
+    /// background; a failure is only logged.
     pub fn event(&self, obj: &Value, typ: &str, reason: &str, message: impl Into<String>) {
+        if let Some(rec) = &self.recorder {
+            rec.event(obj, typ, reason, message);
+            return;
+        }
         let md = &obj["metadata"];
         let ns = match md["namespace"].as_str() {
             Some(ns) if !ns.is_empty() => ns.to_string(),

@@ -1,0 +1,3 @@
+//! Tests of the structural-schema engine, by area.
+
+mod parse;

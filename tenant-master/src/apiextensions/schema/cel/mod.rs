@@ -130,9 +130,12 @@ fn rule_struct(r: &Rule) -> String {
 }
 
 fn issue(src: &str, program: &Program, id: u64, msg: &str) -> String {
-    let (line, col) = program.source_info().offset_for(id).map(|(l, c)| (l.max(1), c + 1)).unwrap_or((1, 1));
-    let text = src.lines().nth((line - 1) as usize).unwrap_or(src);
-    format!("ERROR: <input>:{line}:{col}: {msg}\n | {text}\n | {}^", ".".repeat((col - 1).max(0) as usize))
+    let start = program.source_info().offset_for(id).map(|(s, _)| s as usize).unwrap_or(0).min(src.len());
+    let line_start = src[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = 1 + src[..start].matches('\n').count();
+    let col = src[line_start..start].chars().count() + 1;
+    let text = src[line_start..].lines().next().unwrap_or("");
+    format!("ERROR: <input>:{line}:{col}: {msg}\n | {text}\n | {}^", ".".repeat(col - 1))
 }
 
 /// A program and the static facts about it.

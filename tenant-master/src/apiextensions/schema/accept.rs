@@ -44,7 +44,7 @@ pub fn check(root: &mut Node, field: &str) -> Vec<FieldError> {
         }
     }
     let mut total = CostTotal::default();
-    let ctx = cel_ok.then(|| CelCtx::root());
+    let ctx = cel_ok.then(CelCtx::root);
     let (schema_errs, cel_errs) = walk(root, field, Ssv::default(), true, ctx, &mut total);
     errs.extend(schema_errs);
     errs.extend(cel_errs);
@@ -388,9 +388,9 @@ fn defaults_walk(p: &str, s: &Node, resource_root: bool, inside_meta: bool, errs
             to_field_errors(&dp, res.errs, &mut rest);
             if rest.is_empty() {
                 let mut budget = cel::RUNTIME_BUDGET;
-                cel::validate_tree(s, &dp, d, Some(d), resource_root, &mut rest, &mut budget, None);
+                cel::validate_tree(s, &dp, d, Some(d), resource_root, &mut rest, &mut budget, None, false);
                 if rest.is_empty() {
-                    cel::validate_tree(s, &dp, d, None, resource_root, &mut rest, &mut budget, None);
+                    cel::validate_tree(s, &dp, d, None, resource_root, &mut rest, &mut budget, None, false);
                 }
             }
         }

@@ -161,7 +161,7 @@ fn is_isbn10(s: &str) -> bool {
         return false;
     }
     let sum: u32 = b.iter().enumerate().map(|(i, c)| (10 - i as u32) * if *c == b'X' { 10 } else { (c - b'0') as u32 }).sum();
-    sum % 11 == 0
+    sum.is_multiple_of(11)
 }
 
 fn is_isbn13(s: &str) -> bool {
@@ -415,7 +415,8 @@ fn authority_ok(auth: &str) -> bool {
             None => (host, ""),
         }
     };
-    if !port.is_empty() && !(port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit())) {
+    let port_ok = port.is_empty() || (port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !port_ok {
         return false;
     }
     escapes_ok(hostname) && hostname.chars().all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || "-_.~!$&'()*+,;=:[]<>\"%".contains(c))

@@ -58,6 +58,7 @@ pub fn parse(schema: &Value, field: &str) -> Result<Structural, Vec<FieldError>>
     if !errs.is_empty() {
         return Err(errs);
     }
+    root.mark_rules();
     Ok(Structural { raw: schema.clone(), root: Arc::new(root) })
 }
 
@@ -160,7 +161,7 @@ impl Structural {
                 listtype::validate("", &self.root, m, errs);
             }
         }
-        if !self.root.has_rules() {
+        if !self.root.rules_below {
             return;
         }
         blocking = blocking
@@ -176,6 +177,6 @@ impl Structural {
             return;
         }
         let mut budget = cel::RUNTIME_BUDGET;
-        cel::validate_tree(&self.root, "", obj, old, true, errs, &mut budget, None);
+        cel::validate_tree(&self.root, "", obj, old, true, errs, &mut budget, None, true);
     }
 }

@@ -103,6 +103,8 @@ pub struct Node {
     pub unsupported: Unsupported,
     /// The CEL programs of `rules`, compiled when the whole schema was accepted.
     pub compiled: Vec<Arc<CompiledRule>>,
+    /// Whether this node or one below it has rules ([`Node::mark_rules`], set once parsed).
+    pub rules_below: bool,
 }
 
 impl Node {
@@ -159,6 +161,22 @@ impl Node {
             Some(AdditionalProperties::Schema(s)) => Some(s),
             _ => None,
         }
+    }
+
+    /// Sets [`Node::rules_below`] on this node and the nodes below it; returns it.
+    pub fn mark_rules(&mut self) -> bool {
+        let mut any = !self.rules.is_empty();
+        if let Some(i) = &mut self.items {
+            any |= i.mark_rules();
+        }
+        for p in self.properties.values_mut() {
+            any |= p.mark_rules();
+        }
+        if let Some(AdditionalProperties::Schema(a)) = &mut self.additional_properties {
+            any |= a.mark_rules();
+        }
+        self.rules_below = any;
+        any
     }
 
     /// Whether any node of this schema (properties, items, additionalProperties, allOf) has

@@ -100,7 +100,7 @@ pub fn is_json_integer(f: f64) -> bool {
         return false;
     }
     let frac = f.abs() - f.abs().floor();
-    frac < 1e-9 || frac > 1.0 - 1e-9
+    !(1e-9..=1.0 - 1e-9).contains(&frac)
 }
 
 fn as_f64(v: &Value) -> f64 {
@@ -204,10 +204,12 @@ impl Validator {
         let is_int_float = sch == "integer" && contains("number");
         let fmt = n.vformat.as_str();
         let string_or_slice = data.is_string() || data.is_array();
-        if !string_or_slice && !fmt.is_empty() && !(contains(sch) || format == fmt || is_float_int || is_int_float) {
+        let type_or_format_ok = contains(sch) || format == fmt || is_float_int || is_int_float;
+        if !string_or_slice && !fmt.is_empty() && !type_or_format_ok {
             return fail(fmt, format);
         }
-        if !(contains("number") || contains("integer")) && !fmt.is_empty() && string_or_slice {
+        let numeric = contains("number") || contains("integer");
+        if !numeric && !fmt.is_empty() && string_or_slice {
             return Res { errs: vec![], mc: 1 };
         }
         if !(contains(sch) || is_float_int || is_int_float) {

@@ -287,16 +287,16 @@ impl<'a> Checker<'a> {
     fn field(&mut self, id: u64, t: &Ty<'a>, f: &str) -> Ty<'a> {
         match t {
             Ty::Obj(n, root) => {
-                for (k, p) in &n.properties {
-                    if escape(k).as_deref() == Some(f) {
-                        return schema_ty(p, p.embedded_resource);
-                    }
-                }
                 if *root {
                     match f {
                         "apiVersion" | "kind" => return Ty::Str(MAX_REQUEST_BYTES),
                         "metadata" => return Ty::Meta,
                         _ => {}
+                    }
+                }
+                for (k, p) in &n.properties {
+                    if escape(k).as_deref() == Some(f) {
+                        return schema_ty(p, p.embedded_resource);
                     }
                 }
                 if n.preserve_unknown_fields {

@@ -130,7 +130,10 @@ fn rule_struct(r: &Rule) -> String {
 }
 
 fn issue(src: &str, program: &Program, id: u64, msg: &str) -> String {
-    let start = program.source_info().offset_for(id).map(|(s, _)| s as usize).unwrap_or(0).min(src.len());
+    let mut start = program.source_info().offset_for(id).map(|(s, _)| s as usize).unwrap_or(0).min(src.len());
+    while !src.is_char_boundary(start) {
+        start -= 1;
+    }
     let line_start = src[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = 1 + src[..start].matches('\n').count();
     let col = src[line_start..start].chars().count() + 1;
@@ -154,10 +157,7 @@ fn compile_expr(src: &str, n: &Node, resource_root: bool, want: &str) -> Result<
     if let Some((id, msg)) = checker.errors.first() {
         return Err(issue(src, &program, *id, msg));
     }
-    let ty_ok = match (&checked.ty, want) {
-        (Ty::Dyn, _) | (Ty::Bool, "bool") | (Ty::Str(_), "string") => true,
-        _ => false,
-    };
+    let ty_ok = matches!((&checked.ty, want), (Ty::Dyn, _) | (Ty::Bool, "bool") | (Ty::Str(_), "string"));
     let ast_cost = count_nodes(program.expression()) as i64;
     Ok(Compiled { program, ty_ok, cost: checked.cost, ast_cost })
 }
@@ -259,29 +259,35 @@ fn rules_of(n: &Node, resource_root: bool) -> Vec<Arc<CompiledRule>> {
     scratch.compiled
 }
 
+/// The nearest correlated (new, old) pair above a node: errors of rules that do not use
+/// `oldSelf` are ratcheted when it is unchanged.
+pub type Correlated<'a> = Option<(&'a Value, &'a Value)>;
+
 /// Evaluates the rules of `n` and of its descendants over `obj`; `old` is the correlated old
-/// value (transition rules, ratcheting). `parent_eq` says whether the nearest correlated
-/// ancestor is unchanged.
+/// value (transition rules, ratcheting), `parent` the nearest correlated ancestor; `ratchet`
+/// is false where upstream does not ratchet (defaults).
 #[allow(clippy::too_many_arguments)]
-pub fn validate_tree(
+pub fn validate_tree<'a>(
     n: &Node,
     p: &str,
-    obj: &Value,
-    old: Option<&Value>,
+    obj: &'a Value,
+    old: Option<&'a Value>,
     resource_root: bool,
     errs: &mut Vec<FieldError>,
     budget: &mut i64,
-    parent_eq: Option<bool>,
+    parent: Correlated<'a>,
+    ratchet: bool,
 ) {
-    if obj.is_null() || *budget < 0 || !n.has_rules() {
+    let below = n.rules_below || (n.compiled.len() != n.rules.len() && n.has_rules());
+    if obj.is_null() || *budget < 0 || !below {
         return;
     }
-    let eq = match old {
-        Some(o) => o == obj,
-        None => parent_eq.unwrap_or(false),
+    let here: Correlated<'a> = match old {
+        Some(o) if ratchet => Some((obj, o)),
+        _ => parent,
     };
     if !n.rules.is_empty() {
-        expressions(n, p, obj, old, resource_root, errs, budget, eq);
+        expressions(n, p, obj, old, resource_root, errs, budget, here);
         if *budget < 0 {
             return;
         }
@@ -292,7 +298,7 @@ pub fn validate_tree(
             let olds = old.and_then(Value::as_array);
             for (i, v) in items.iter().enumerate() {
                 let o = if n.list_type.as_deref() == Some("map") { olds.and_then(|os| map_list_get(n, os, v)) } else { None };
-                validate_tree(is, &index(p, i), v, o, is.embedded_resource, errs, budget, Some(eq));
+                validate_tree(is, &index(p, i), v, o, is.embedded_resource, errs, budget, here, ratchet);
                 if *budget < 0 {
                     return;
                 }
@@ -303,12 +309,12 @@ pub fn validate_tree(
             let olds = old.and_then(Value::as_object).filter(|_| correlatable);
             if let Some(ap) = n.additional_schema() {
                 for (k, v) in m {
-                    validate_tree(ap, &key(p, k), v, olds.and_then(|o| o.get(k)), ap.embedded_resource, errs, budget, Some(eq));
+                    validate_tree(ap, &key(p, k), v, olds.and_then(|o| o.get(k)), ap.embedded_resource, errs, budget, here, ratchet);
                 }
             }
             for (k, v) in m {
                 if let Some(sub) = n.properties.get(k) {
-                    validate_tree(sub, &child(p, k), v, olds.and_then(|o| o.get(k)), sub.embedded_resource, errs, budget, Some(eq));
+                    validate_tree(sub, &child(p, k), v, olds.and_then(|o| o.get(k)), sub.embedded_resource, errs, budget, here, ratchet);
                 }
                 if *budget < 0 {
                     return;
@@ -353,18 +359,44 @@ fn exec_error(e: &ExecutionError) -> String {
     }
 }
 
+fn ctx_with<'c>(self_v: &CelValue, old: Option<&CelValue>, optional: bool) -> Context<'c, 'c> {
+    let mut ctx = Context::with_env(lib::ENV.clone());
+    ctx.add_variable_from_value("self", self_v.clone());
+    if optional {
+        let opt = match old.map(|v| Box::<dyn Val>::try_from(v.clone())) {
+            Some(Ok(b)) => CelOptional::of(b),
+            _ => CelOptional::none(),
+        };
+        ctx.add_variable_as_val("oldSelf", Box::new(opt));
+    } else if let Some(v) = old {
+        ctx.add_variable_from_value("oldSelf", v.clone());
+    }
+    ctx
+}
+
 #[allow(clippy::too_many_arguments)]
-fn expressions(n: &Node, p: &str, obj: &Value, old: Option<&Value>, resource_root: bool, errs: &mut Vec<FieldError>, budget: &mut i64, eq: bool) {
-    let ty = if n.ty.is_empty() && n.int_or_string { "" } else { n.ty.as_str() };
+fn expressions(n: &Node, p: &str, obj: &Value, old: Option<&Value>, resource_root: bool, errs: &mut Vec<FieldError>, budget: &mut i64, here: Correlated) {
+    let ty = n.ty.as_str();
     let rules = rules_of(n, resource_root);
     if *budget <= 0 {
         errs.push(FieldError::invalid(shown(p), ty, "validation failed due to running out of cost budget, no further validation rules will be run"));
         *budget = -1;
         return;
     }
-    let self_val = value::to_cel(obj, n, resource_root);
-    let old_val = old.map(|o| value::to_cel(o, n, resource_root));
+    let self_val = match value::to_cel(obj, n, resource_root) {
+        Ok(v) => v,
+        Err(e) => {
+            for cr in rules.iter().filter(|r| r.program.is_some()) {
+                errs.push(FieldError::invalid(shown(p), ty, format!("{e} evaluating rule: {}", rule_error_string(&cr.rule))));
+            }
+            return;
+        }
+    };
+    let any_old = rules.iter().any(|r| r.uses_old_self);
+    let old_val = if any_old { old.and_then(|o| value::to_cel(o, n, resource_root).ok()) } else { None };
     let size = json_size(obj);
+    let mut plain: Option<Context> = None;
+    let mut unchanged: Option<bool> = None;
     for cr in rules {
         let Some(program) = &cr.program else { continue };
         let optional = cr.rule.optional_old_self.unwrap_or(false);
@@ -378,34 +410,17 @@ fn expressions(n: &Node, p: &str, obj: &Value, old: Option<&Value>, resource_roo
             return;
         }
         *budget -= cost;
-        let self_v = match &self_val {
-            Ok(v) => v.clone(),
-            Err(e) => {
-                errs.push(FieldError::invalid(shown(p), ty, format!("{e} evaluating rule: {}", rule_error_string(&cr.rule))));
-                continue;
-            }
+        let own;
+        let ctx: &Context = if optional && cr.uses_old_self {
+            own = ctx_with(&self_val, old_val.as_ref(), true);
+            &own
+        } else {
+            plain.get_or_insert_with(|| ctx_with(&self_val, old_val.as_ref(), false))
         };
-        let mut ctx = Context::with_env(lib::ENV.clone());
-        ctx.add_variable_from_value("self", self_v);
-        if cr.uses_old_self {
-            let ov = match &old_val {
-                Some(Ok(v)) => Some(v.clone()),
-                Some(Err(_)) | None => None,
-            };
-            if optional {
-                let opt = match ov {
-                    Some(v) => match Box::<dyn Val>::try_from(v) {
-                        Ok(b) => CelOptional::of(b),
-                        Err(_) => CelOptional::none(),
-                    },
-                    None => CelOptional::none(),
-                };
-                ctx.add_variable_as_val("oldSelf", Box::new(opt));
-            } else if let Some(v) = ov {
-                ctx.add_variable_from_value("oldSelf", v);
-            }
-        }
-        match program.execute(&ctx) {
+        // The interpreter runs over user input: a panic in it must not take the server down.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(ctx)))
+            .unwrap_or_else(|_| Err(ExecutionError::function_error("evaluation", "internal error")));
+        match result {
             Err(e) => {
                 let msg = match &e {
                     ExecutionError::NoSuchOverload(_) => {
@@ -421,17 +436,17 @@ fn expressions(n: &Node, p: &str, obj: &Value, old: Option<&Value>, resource_roo
             }
             Ok(CelValue::Bool(true)) => {}
             Ok(_) => {
+                if !cr.uses_old_self && *unchanged.get_or_insert_with(|| here.is_some_and(|(a, b)| a == b)) {
+                    continue; // ratcheted: the value did not change
+                }
                 let path = if cr.field_path.is_empty() { p.to_string() } else { child(p, &cr.field_path) };
-                let detail = message(&cr, &ctx).unwrap_or_else(|| {
+                let detail = message(&cr, ctx).unwrap_or_else(|| {
                     if cr.rule.message.is_empty() {
                         format!("failed rule: {}", rule_error_string(&cr.rule))
                     } else {
                         cr.rule.message.trim().to_string()
                     }
                 });
-                if !cr.uses_old_self && eq {
-                    continue; // ratcheted: the value did not change
-                }
                 let fe = match cr.rule.reason.as_deref() {
                     Some("FieldValueForbidden") => FieldError::forbidden(shown(&path), detail),
                     Some("FieldValueRequired") => FieldError::required(shown(&path), detail),
@@ -446,7 +461,9 @@ fn expressions(n: &Node, p: &str, obj: &Value, old: Option<&Value>, resource_roo
 
 /// The evaluated `messageExpression`, when it gives a usable message.
 fn message(cr: &CompiledRule, ctx: &Context) -> Option<String> {
-    let CelValue::String(s) = cr.message.as_ref()?.execute(ctx).ok()? else { return None };
+    let program = cr.message.as_ref()?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(ctx))).ok()?;
+    let CelValue::String(s) = result.ok()? else { return None };
     let t = s.trim();
     (!t.is_empty() && t.len() <= MAX_MESSAGE_BYTES && !t.contains('\n')).then(|| t.to_string())
 }

@@ -94,14 +94,11 @@ pub fn to_cel(v: &Value, s: &Node, resource_root: bool) -> Result<CelValue, Stri
         ("object", Value::Object(m)) => {
             if !s.properties.is_empty() || resource_root || s.embedded_resource {
                 let mut out: HashMap<Key, CelValue> = HashMap::new();
+                let meta = resource_root || s.embedded_resource;
                 for (k, fv) in m {
-                    if let Some(p) = s.properties.get(k) {
-                        if let Some(e) = escape(k) {
-                            out.insert(key(&e), to_cel(fv, p, p.embedded_resource)?);
-                        }
-                    } else if (resource_root || s.embedded_resource) && (k == "apiVersion" || k == "kind") {
+                    if meta && (k == "apiVersion" || k == "kind") {
                         out.insert(key(k), dynamic(fv));
-                    } else if (resource_root || s.embedded_resource) && k == "metadata" {
+                    } else if meta && k == "metadata" {
                         let mut md: HashMap<Key, CelValue> = HashMap::new();
                         if let Some(mo) = fv.as_object() {
                             for f in ["name", "generateName"] {
@@ -111,6 +108,10 @@ pub fn to_cel(v: &Value, s: &Node, resource_root: bool) -> Result<CelValue, Stri
                             }
                         }
                         out.insert(key("metadata"), CelValue::Map(Map { map: Arc::new(md) }));
+                    } else if let Some(p) = s.properties.get(k) {
+                        if let Some(e) = escape(k) {
+                            out.insert(key(&e), to_cel(fv, p, p.embedded_resource)?);
+                        }
                     } else if s.preserve_unknown_fields {
                         out.insert(key(k), dynamic(fv));
                     }

@@ -54,6 +54,16 @@ fn root_rules_and_blocking_errors() {
 }
 
 #[test]
+fn root_metadata_shows_name_and_generate_name() {
+    let st = schema(json!({"type": "object", "properties": {"metadata": {"type": "object"}},
+        "x-kubernetes-validations": [{"rule": "self.metadata.name.size() <= 5 && self.kind == 'Widget'", "message": "short names only"}]}));
+    assert!(check(&st, json!({"kind": "Widget", "metadata": {"name": "abc", "labels": {"a": "b"}}})).is_empty());
+    assert_eq!(check(&st, json!({"kind": "Widget", "metadata": {"name": "abcdefg"}})), vec!["<nil>: Invalid value: \"object\": short names only"]);
+    let got = refused(json!({"type": "object", "x-kubernetes-validations": [{"rule": "has(self.metadata.labels)"}]}));
+    assert!(got[0].contains("undefined field 'labels'"), "{got:?}");
+}
+
+#[test]
 fn transition_rules_and_optional_old_self() {
     let st = spec_schema(
         json!({"id": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "id is immutable"}]},

@@ -421,3 +421,46 @@ fn authority_ok(auth: &str) -> bool {
     }
     escapes_ok(hostname) && hostname.chars().all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || "-_.~!$&'()*+,;=:[]<>\"%".contains(c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_accept_and_reject_as_strfmt() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("hostname", &["example.com", "a-b.co", "localhost"], &["-bad.com", "a..b", "a.b.c", ""]),
+            ("ipv4", &["10.0.0.1", "::ffff:1.2.3.4"], &["10.0.0.256", "01.2.3.4", "::1"]),
+            ("ipv6", &["::1", "fe80::1"], &["10.0.0.1", "::1%eth0"]),
+            ("cidr", &["10.0.0.0/8", "fd00::/64"], &["10.0.0.0/33", "10.0.0.0", "10.0.0.0/08"]),
+            ("mac", &["00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5E", "001a.2b3c.4d5e"], &["00:1a:2b:3c:4d", "zz:1a:2b:3c:4d:5e"]),
+            ("email", &["a@b.c", "Jo <jo@example.com>"], &["a@", "@b", "a b@c"]),
+            ("uri", &["https://example.com/x?y=1", "/abs/path", "mailto:a@b.c", "urn:isbn:123"], &["", "relative/path", "http://a b.com", "http://h:port/"]),
+            ("uuid", &["123e4567-e89b-12d3-a456-426614174000", "123E4567E89B12D3A456426614174000"], &["123e4567-e89b-12d3-a456"]),
+            ("uuid4", &["123e4567-e89b-42d3-a456-426614174000"], &["123e4567-e89b-12d3-a456-426614174000"]),
+            ("byte", &["aGVsbG8=", "YWJj"], &["not base64!", ""]),
+            ("date", &["2024-02-29"], &["2023-02-29", "2024-1-1"]),
+            ("date-time", &["2024-01-02T03:04:05Z", "2024-01-02t03:04:05.123+01:00"], &["2024-01-02 03:04:05Z", "2024-01-02T25:00:00Z", "2024-01-02"]),
+            ("duration", &["1h30m", "300ms", "-1.5h", "0", "3 days", "1 week 2 hours"], &["1x", "forever", ""]),
+            ("quantity", &["1Gi", "500m", "1e3", "2"], &["1GB", "", "abc"]),
+            ("isbn", &["0321751043", "978-0321751041"], &["0321751044"]),
+            ("creditcard", &["4111 1111 1111 1111"], &["4111 1111 1111 1112"]),
+            ("ssn", &["123-45-6789"], &["123456"]),
+            ("hexcolor", &["#fff", "A0B0C0"], &["#ffff"]),
+            ("rgbcolor", &["rgb(0, 128, 255)"], &["rgb(256,0,0)"]),
+            ("bsonobjectid", &["507f1f77bcf86cd799439011"], &["507f1f77bcf86cd79943901"]),
+            ("password", &["anything"], &[]),
+        ];
+        for (format, good, bad) in cases {
+            assert!(is_supported(format), "{format}");
+            for s in *good {
+                assert!(validates(format, s), "{format} should accept {s:?}");
+            }
+            for s in *bad {
+                assert!(!validates(format, s), "{format} should reject {s:?}");
+            }
+        }
+        assert!(!is_supported("int32"));
+        assert!(!is_supported("k8s-short-name"), "introduced in 1.34");
+    }
+}

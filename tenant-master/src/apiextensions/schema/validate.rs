@@ -132,13 +132,20 @@ impl Validator {
         (res, eq)
     }
 
-    fn types(n: &Node) -> Vec<&str> {
+    fn types(n: &Node) -> &'static [&'static str] {
         if n.int_or_string {
-            vec!["integer", "string"]
-        } else if n.ty.is_empty() {
-            vec![]
-        } else {
-            vec![n.ty.as_str()]
+            return &["integer", "string"];
+        }
+        match n.ty.as_str() {
+            "" => &[],
+            "object" => &["object"],
+            "array" => &["array"],
+            "string" => &["string"],
+            "integer" => &["integer"],
+            "number" => &["number"],
+            "boolean" => &["boolean"],
+            "null" => &["null"],
+            _ => &["unknown"],
         }
     }
 
@@ -161,7 +168,7 @@ impl Validator {
                 res.merge(Res::err(e));
             }
             res.mc += 1;
-            if !n.vformat.is_empty() && formats::is_supported(&n.vformat) {
+            if !n.vformat.is_empty() {
                 if !formats::validates(&n.vformat, s) {
                     res.merge(Res::err(verr(name, Kind::TypeInvalid(data.clone()), format!("{} must be of type {}: {}", at(name), n.vformat, quote(s)))));
                 }
@@ -219,7 +226,11 @@ impl Validator {
     }
 
     fn props_check(&self, n: &Node, name: &str, data: &Value, old: Option<&Value>, visit: &mut Visit) -> Res {
-        let mut main = Res::default();
+        let mut main = Res { errs: Vec::new(), mc: 1 };
+        if n.any_of.is_empty() && n.one_of.is_empty() && n.all_of.is_empty() && n.not.is_none() {
+            return main;
+        }
+        main.mc = 0;
         let q = quote(name);
         if !n.any_of.is_empty() {
             let mut best: Option<Res> = None;

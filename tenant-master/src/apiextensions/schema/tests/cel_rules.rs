@@ -205,3 +205,10 @@ fn cel_crate_standard_functions() {
     );
     assert_eq!(e("quantity('1.5').isInteger() == false && quantity('2k').asInteger() == 2000 && quantity('1Gi').add(quantity('1Gi')).isGreaterThan(quantity('1.9Gi'))").unwrap(), cel::Value::Bool(true));
 }
+
+#[test]
+fn atomic_maps_cannot_correlate_old_self() {
+    let got = refused(json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-map-type": "atomic",
+        "properties": {"a": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}}}));
+    assert_eq!(got, vec![format!("{F}.properties[spec].properties[a].x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within {F}.properties[spec]")]);
+}

@@ -131,3 +131,33 @@ fn ratcheting_keeps_unchanged_invalid_values() {
     let got = check_update(&st, json!({"spec": {"size": "small", "replicas": 40, "name": "abc"}}), old);
     assert_eq!(got, vec!["spec.replicas: Invalid value: 40: spec.replicas in body should be less than or equal to 10".to_string()]);
 }
+
+#[test]
+fn nullable_enums_and_int_or_string() {
+    let st = schema(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "mode": {"type": "string", "nullable": true, "enum": ["a", "b"]},
+        "port": {"x-kubernetes-int-or-string": true, "default": 8080},
+        "pct": {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": true, "pattern": "^[0-9]+%$"}
+    }}}}));
+    // only the exact int-or-string anyOf pattern may carry types
+    let bad = super::refused(
+        json!({"type": "object", "properties": {"p": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "boolean"}]}}}),
+    );
+    assert_eq!(bad.len(), 3, "{bad:#?}");
+    // upstream's enum check does not let null through even when nullable
+    assert_eq!(check(&st, json!({"spec": {"mode": null}})), vec!["spec.mode: Unsupported value: null: supported values: \"a\", \"b\""]);
+    let mut obj = json!({"spec": {}});
+    st.apply_defaults(&mut obj);
+    assert_eq!(obj, json!({"spec": {"port": 8080}}));
+    assert!(check(&st, json!({"spec": {"pct": "50%"}})).is_empty());
+    assert!(check(&st, json!({"spec": {"pct": 5}})).is_empty());
+    assert_eq!(check(&st, json!({"spec": {"pct": "half"}})), vec!["spec.pct: Invalid value: \"half\": spec.pct in body should match '^[0-9]+%$'"]);
+    assert_eq!(
+        check(&st, json!({"spec": {"pct": 1.5}})),
+        vec![
+            "spec.pct: Invalid value: \"number\": spec.pct in body must be of type integer,string: \"number\"",
+            "<nil>: Invalid value: \"\": \"spec.pct\" must validate at least one schema (anyOf)",
+            "spec.pct: Invalid value: \"number\": spec.pct in body must be of type integer: \"number\""
+        ]
+    );
+}

@@ -108,7 +108,7 @@ fn field_fns(reg: &Registry) -> HashMap<String, FieldFn> {
     let mut m = HashMap::new();
     for s in reg.all() {
         let s2 = s.clone();
-        let f: FieldFn = Arc::new(move |v| s2.fields(v));
+        let f: FieldFn = Arc::new(move |v| s2.fields(v).into_iter().map(|(k, v)| (std::borrow::Cow::Borrowed(k), v)).collect());
         m.insert(s.info().id(), f);
     }
     m

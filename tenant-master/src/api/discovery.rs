@@ -9,14 +9,14 @@ use crate::registry::{Registry, ResourceInfo};
 const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// The kind, group, version and verbs of a subresource (discovery and OpenAPI both list them).
-pub fn subresource_kind(inf: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str, &'static [&'static str]) {
+pub fn subresource_kind<'a>(inf: &'a ResourceInfo, sub: &str) -> (&'a str, &'a str, &'a str, &'static [&'static str]) {
     match sub {
         "scale" => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
         "binding" => ("Binding", "", "v1", &["create"]),
         "eviction" => ("Eviction", "policy", "v1", &["create"]),
-        "finalize" => (inf.kind, inf.group, inf.version, &["update"]),
+        "finalize" => (&inf.kind, &inf.group, &inf.version, &["update"]),
         "token" => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
-        _ => (inf.kind, inf.group, inf.version, &["get", "patch", "update"]),
+        _ => (&inf.kind, &inf.group, &inf.version, &["get", "patch", "update"]),
     }
 }
 
@@ -137,7 +137,7 @@ pub fn aggregated_list(reg: &Registry, legacy: bool, version: &str) -> Value {
             let mut resources = Vec::new();
             for s in reg.all() {
                 let inf = s.info();
-                if inf.group != g || inf.version != v {
+                if inf.group != g || inf.version != *v {
                     continue;
                 }
                 let subs: Vec<Value> = inf

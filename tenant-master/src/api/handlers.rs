@@ -163,7 +163,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 let mut obj = decode_body(headers, &body)?;
                 let mut wo = write_opts(q)?;
                 wo.field_manager = default_manager(headers, q);
-                let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
+                let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), &inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
                 let created = store.create(sd, ns, obj, &wo).await?;
                 Ok(with_warnings(render_object(sd, &created, out, q, StatusCode::CREATED), &warnings))
             }
@@ -179,7 +179,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 });
                 Ok(json_response(StatusCode::OK, &list))
             }
-            _ => Err(ApiError::method_not_supported(inf.plural, method.as_str())),
+            _ => Err(ApiError::method_not_supported(&inf.plural, method.as_str())),
         };
     }
 
@@ -192,7 +192,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 return super::watch::serve(st.clone(), s.clone(), ns.to_string(), q2, out).await;
             }
             let obj = match q.get("resourceVersion") {
-                Some("0") => store.get_cached(sd, ns, name).ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?,
+                Some("0") => store.get_cached(sd, ns, name).ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?,
                 _ => store.get(sd, ns, name).await?,
             };
             if let Output::Json = out {
@@ -203,7 +203,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
         }
         ("", Method::PUT) | ("status", Method::PUT) | ("finalize", Method::PUT) => {
             let mut obj = decode_body(headers, &body)?;
-            let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
+            let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), &inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };
@@ -303,14 +303,14 @@ pub async fn patch(
     let res = st
         .store
         .guaranteed_update(s, ns, name, part, wo, false, |cur| {
-            let cur = cur.ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?;
+            let cur = cur.ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?;
             let mut patched = apply_patch(typ, cur, body, builtin)?;
             let dup_source = if typ == PatchType::Json { None } else { Some(body) };
             warnings = check_patched(dup_source, &mut patched, directive)?;
             let prv = meta::resource_version(&patched);
             if !prv.is_empty() && prv != meta::resource_version(cur) {
                 pinned = true;
-                return Err(ApiError::stale(inf.group, inf.plural, name));
+                return Err(ApiError::stale(&inf.group, &inf.plural, name));
             }
             if meta::name(&patched) != name {
                 return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta::name(&patched))));
@@ -356,7 +356,7 @@ async fn scale_handler(
             let put_body = if typ.is_none() { Some(decode_body(headers, body)?) } else { None };
             let res = store
                 .guaranteed_update(s, ns, name, Part::Main, &wo, false, |cur| {
-                    let cur = cur.ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?;
+                    let cur = cur.ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?;
                     let current_scale = scale::to_scale(cur, paths);
                     let new_scale = match (&typ, &put_body) {
                         (Some(t), _) => apply_patch(*t, &current_scale, body, true)?,
@@ -365,7 +365,7 @@ async fn scale_handler(
                     };
                     let rv = meta::resource_version(&new_scale);
                     if !rv.is_empty() && rv != meta::resource_version(cur) {
-                        return Err(ApiError::stale(inf.group, inf.plural, name));
+                        return Err(ApiError::stale(&inf.group, &inf.plural, name));
                     }
                     let replicas = new_scale["spec"]["replicas"].as_i64().unwrap_or(0);
                     if replicas < 0 {

@@ -147,7 +147,7 @@ pub fn served_kinds(reg: &Registry) -> Vec<Gvk> {
                 out.push(g)
             }
         };
-        add(Gvk::new(inf.group, inf.version, inf.kind));
+        add(Gvk::new(&inf.group, &inf.version, &inf.kind));
         for sub in inf.subresources {
             let (k, g, v, _) = subresource_kind(inf, sub);
             add(Gvk::new(g, v, k));
@@ -322,9 +322,9 @@ pub fn build(reg: &Registry) -> Definitions {
     let lists: HashMap<String, &[String; 2]> = up.lists.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     for s in reg.all() {
         let inf = s.info();
-        let Some(name) = names.kind(inf.group, inf.version, inf.kind) else { continue };
+        let Some(name) = names.kind(&inf.group, &inf.version, &inf.kind) else { continue };
         let docs = lists.get(&format!("{}list", message_key(&name))).copied();
-        let list = list_definition(&name, &defs[&name], &Gvk::new(inf.group, inf.version, inf.kind), inf.plural, docs);
+        let list = list_definition(&name, &defs[&name], &Gvk::new(&inf.group, &inf.version, &inf.kind), &inf.plural, docs);
         defs.insert(format!("{name}List"), list);
     }
 

@@ -79,17 +79,17 @@ fn body(def: &str, required: bool, patch: bool) -> Option<Body> {
 /// Adds the paths of one resource (and its subresources) to `out`.
 fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, PathItem>) {
     let inf: &ResourceInfo = s.info();
-    let Some(def) = names.kind(inf.group, inf.version, inf.kind) else {
-        tracing::warn!(kind = inf.kind, group = inf.group, "no OpenAPI definition for served kind; its paths are left out");
+    let Some(def) = names.kind(&inf.group, &inf.version, &inf.kind) else {
+        tracing::warn!(kind = %inf.kind, group = %inf.group, "no OpenAPI definition for served kind; its paths are left out");
         return;
     };
     let list_def = format!("{def}List");
-    let gvk = Gvk::new(inf.group, inf.version, inf.kind);
-    let tag = tag(inf.group, inf.version);
-    let gv = format!("{}{}", group_camel(inf.group), upper_first(inf.version));
+    let gvk = Gvk::new(&inf.group, &inf.version, &inf.kind);
+    let tag = tag(&inf.group, &inf.version);
+    let gv = format!("{}{}", group_camel(&inf.group), upper_first(&inf.version));
     let base = if inf.group.is_empty() { format!("/api/{}", inf.version) } else { format!("/apis/{}/{}", inf.group, inf.version) };
     let (ns, ns_word) = if inf.namespaced { ("/namespaces/{namespace}", "Namespaced") } else { ("", "") };
-    let kind = inf.kind;
+    let kind: &str = &inf.kind;
     let ns_params = |extra: Vec<Param>| -> Vec<Param> {
         let mut p = extra;
         if inf.namespaced {
@@ -133,7 +133,7 @@ fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, Pa
     patch.consumes = CONSUMES_PATCH;
     patch.responses = responses(&def, &[200, 201]);
     let item = format!("{coll}/{{name}}");
-    out.insert(item.clone(), PathItem { path: item.clone(), params: ns_params(vec![params::name(kind)]), operations: vec![read, replace, delete, patch] });
+    out.insert(item.clone(), PathItem { path: item.clone(), params: ns_params(vec![params::name(&kind)]), operations: vec![read, replace, delete, patch] });
 
     // Subresources.
     for sub in inf.subresources {
@@ -175,7 +175,7 @@ fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, Pa
                 vec![r, p, pa]
             }
         };
-        out.insert(path.clone(), PathItem { path, params: ns_params(vec![params::name(kind)]), operations: ops });
+        out.insert(path.clone(), PathItem { path, params: ns_params(vec![params::name(&kind)]), operations: ops });
     }
 
     // Lists across namespaces and the legacy /watch/ paths: the list options are path-level.
@@ -210,7 +210,7 @@ fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, Pa
     let w = watch_op(format!("watch{gv}{ns_word}{kind}"), watch_item_desc, "watch");
     let p = format!("{base}/watch{ns}/{}/{{name}}", inf.plural);
     let mut extra = ns_extra();
-    extra.push(params::name(kind));
+    extra.push(params::name(&kind));
     out.insert(p.clone(), PathItem { path: p, params: list_level(extra), operations: vec![w] });
 }
 
@@ -242,7 +242,7 @@ pub fn build(reg: &Registry, names: &Names) -> BTreeMap<String, Vec<PathItem>> {
             let base = if group.is_empty() { format!("/api/{v}/") } else { format!("/apis/{group}/{v}/") };
             let id = format!("get{}{}APIResources", group_camel(&group), upper_first(v));
             paths.insert(base.clone(), discovery(&base, id, "get available resources", tag(&group, v), definitions::API_RESOURCE_LIST));
-            for s in reg.all().iter().filter(|s| s.info().group == group && s.info().version == v) {
+            for s in reg.all().iter().filter(|s| s.info().group == group && s.info().version == *v) {
                 resource_paths(s.as_ref(), names, paths);
             }
         }

@@ -98,9 +98,9 @@ pub struct Store {
 fn storage_err(e: StorageError, s: &dyn Strategy, name: &str) -> ApiError {
     let inf = s.info();
     match e {
-        StorageError::AlreadyExists => ApiError::already_exists(inf.group, inf.plural, name),
-        StorageError::NotFound => ApiError::not_found(inf.group, inf.plural, name),
-        StorageError::Conflict => ApiError::stale(inf.group, inf.plural, name),
+        StorageError::AlreadyExists => ApiError::already_exists(&inf.group, &inf.plural, name),
+        StorageError::NotFound => ApiError::not_found(&inf.group, &inf.plural, name),
+        StorageError::Conflict => ApiError::stale(&inf.group, &inf.plural, name),
         StorageError::Compacted => ApiError::gone("The resourceVersion for the provided list is too old."),
         StorageError::TooLarge => ApiError::too_large("etcdserver: request is too large"),
         StorageError::Etcd(m) => ApiError::internal(m),
@@ -189,7 +189,7 @@ impl Store {
     /// GET of one object, from the cache once it is fresh.
     pub async fn get(&self, s: &dyn Strategy, ns: &str, name: &str) -> ApiResult<Arc<CachedObject>> {
         self.consistent().await?;
-        self.get_cached(s, ns, name).ok_or_else(|| ApiError::not_found(s.info().group, s.info().plural, name))
+        self.get_cached(s, ns, name).ok_or_else(|| ApiError::not_found(&s.info().group, &s.info().plural, name))
     }
 
     /// The cached object as it is now (resourceVersion=0 semantics).
@@ -316,7 +316,7 @@ impl Store {
                 let rel = kv.key[res_prefix.len()..].to_string();
                 last_key = Some(rel.clone());
                 let Ok(v) = serde_json::from_slice::<Value>(&kv.value) else { continue };
-                let obj = CachedObject::new(rel, v, kv.mod_revision, &cache.fields);
+                let obj = cache.make(rel, v, kv.mod_revision);
                 if Store::matches(&obj, &o.labels, &o.fields) {
                     items.push(Arc::new(obj));
                 }
@@ -395,7 +395,7 @@ impl Store {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::invalid(inf.group, inf.kind, meta::name(obj), &errs))
+            Err(ApiError::invalid(&inf.group, &inf.kind, meta::name(obj), &errs))
         }
     }
 
@@ -555,14 +555,14 @@ impl Store {
                 match cur {
                     None => {
                         if !s.allow_create_on_update() || part != Part::Main {
-                            return Err(ApiError::not_found(inf.group, inf.plural, name));
+                            return Err(ApiError::not_found(&inf.group, &inf.plural, name));
                         }
                         created = true;
                         Ok(body.clone())
                     }
                     Some(cur) => {
                         if !precondition.is_empty() && precondition != meta::resource_version(cur) {
-                            return Err(ApiError::stale(inf.group, inf.plural, name));
+                            return Err(ApiError::stale(&inf.group, &inf.plural, name));
                         }
                         Ok(body.clone())
                     }
@@ -672,7 +672,7 @@ impl Store {
                 Err(e) => return Err(storage_err(e, s, name)),
             }
         }
-        Err(ApiError::stale(inf.group, inf.plural, name))
+        Err(ApiError::stale(&inf.group, &inf.plural, name))
     }
 
     /// Keeps what clients cannot change: identity, timestamps, generation, and the half of the
@@ -755,18 +755,18 @@ impl Store {
         let inf = s.info();
         for _ in 0..64 {
             let Some((mut obj, rev)) = self.read_current(s, ns, name).await? else {
-                return Err(ApiError::not_found(inf.group, inf.plural, name));
+                return Err(ApiError::not_found(&inf.group, &inf.plural, name));
             };
             if let Some(uid) = &o.precondition_uid {
                 if uid != meta::uid(&obj) {
-                    return Err(ApiError::conflict(inf.group, inf.plural, name, &format!(
+                    return Err(ApiError::conflict(&inf.group, &inf.plural, name, &format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&obj)
                     )));
                 }
             }
             if let Some(prv) = &o.precondition_rv {
                 if prv != meta::resource_version(&obj) {
-                    return Err(ApiError::conflict(inf.group, inf.plural, name, &format!(
+                    return Err(ApiError::conflict(&inf.group, &inf.plural, name, &format!(
                         "Precondition failed: ResourceVersion in precondition: {prv}, ResourceVersion in object meta: {}",
                         meta::resource_version(&obj)
                     )));
@@ -780,7 +780,7 @@ impl Store {
                 Some("Foreground") => changed |= add_finalizer(&mut obj, "foregroundDeletion"),
                 None | Some("Background") => {}
                 Some(p) => {
-                    return Err(ApiError::invalid(inf.group, inf.kind, name, &[FieldError::not_supported(
+                    return Err(ApiError::invalid(&inf.group, &inf.kind, name, &[FieldError::not_supported(
                         "propagationPolicy", p, &["Foreground", "Background", "Orphan"],
                     )]))
                 }
@@ -843,11 +843,11 @@ impl Store {
                     return Ok(Deleted::Gone(obj));
                 }
                 Err(StorageError::Conflict) if o.precondition_rv.is_none() => continue,
-                Err(StorageError::NotFound) => return Err(ApiError::not_found(inf.group, inf.plural, name)),
+                Err(StorageError::NotFound) => return Err(ApiError::not_found(&inf.group, &inf.plural, name)),
                 Err(e) => return Err(storage_err(e, s, name)),
             }
         }
-        Err(ApiError::stale(inf.group, inf.plural, name))
+        Err(ApiError::stale(&inf.group, &inf.plural, name))
     }
 
     /// DELETE of every object a LIST with these options returns.

@@ -89,7 +89,7 @@ fn set_managed_fields(obj: &mut Value, managed: &Managed) {
 /// stays untracked until it is applied to.
 pub fn track_update(new: &mut Value, live: Option<&Value>, manager: &str, subresource: &str, inf: &ResourceInfo) {
     let api_version = inf.api_version();
-    let tr = typed::for_kind(&api_version, inf.kind);
+    let tr = typed::for_kind(&api_version, &inf.kind);
     let live_managed = || {
         live.and_then(managers::entries).map(|e| Managed::decode(e).unwrap_or_default()).unwrap_or_default()
     };
@@ -108,7 +108,7 @@ pub fn track_update(new: &mut Value, live: Option<&Value>, manager: &str, subres
     }
     let base = match live {
         Some(l) => without_managed_fields(l),
-        None => zero::zero_object(&api_version, inf.kind),
+        None => zero::zero_object(&api_version, &inf.kind),
     };
     let ignored = reset_fields(inf, tr, subresource);
     let now = meta::now_rfc3339();
@@ -201,7 +201,7 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     if !cfg["metadata"]["managedFields"].is_null() {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
-    let tr = typed::for_kind(&api_version, inf.kind);
+    let tr = typed::for_kind(&api_version, &inf.kind);
     let mut errs = Vec::new();
     typed::validate(cfg, tr, &mut Vec::new(), &mut errs);
     if !errs.is_empty() {
@@ -227,7 +227,7 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     // Nothing tracked yet: what is there belongs to "before-first-apply".
     if managed.fields.is_empty() && live.is_some() {
         let id = ManagerId::new(BEFORE_FIRST_APPLY, Operation::Update, &api_version, r.subresource);
-        let empty = zero::zero_object(&api_version, inf.kind);
+        let empty = zero::zero_object(&api_version, &inf.kind);
         managers::update(&mut managed, &empty, &base, &id, &ctx);
     }
     let id = ManagerId::new(r.manager, Operation::Apply, &api_version, r.subresource);
@@ -263,8 +263,8 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     // What the patch handler checks on the result (upstream patcher.applyPatch).
     if live.is_none() && !meta::uid(&result).is_empty() {
         return Err(ApiError::conflict(
-            inf.group,
-            inf.plural,
+            &inf.group,
+            &inf.plural,
             r.name,
             &format!("uid mismatch: the provided object specified uid {}, and no existing object was found", meta::uid(&result)),
         ));
@@ -333,14 +333,14 @@ async fn run_apply(
     let res = store
         .guaranteed_update(s, ns, name, part, &wo, false, |cur| {
             if cur.is_none() && (part != Part::Main || !subresource.is_empty()) {
-                return Err(ApiError::not_found(inf.group, inf.plural, name));
+                return Err(ApiError::not_found(&inf.group, &inf.plural, name));
             }
             created = cur.is_none();
             let out = apply_to(cur, &req)?;
             if let Some(cur) = cur {
                 let rv = meta::resource_version(&out);
                 if !rv.is_empty() && rv != meta::resource_version(cur) {
-                    return Err(ApiError::stale(inf.group, inf.plural, name));
+                    return Err(ApiError::stale(&inf.group, &inf.plural, name));
                 }
             }
             Ok(out)

@@ -101,11 +101,12 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             "verbs": VERBS,
             "storageVersionHash": storage_hash(inf),
         });
-        if !inf.short_names.is_empty() {
-            r["shortNames"] = json!(inf.short_names);
+        let (short_names, categories) = (s.short_names(), s.categories());
+        if !short_names.is_empty() {
+            r["shortNames"] = json!(short_names);
         }
-        if !inf.categories.is_empty() {
-            r["categories"] = json!(inf.categories);
+        if !categories.is_empty() {
+            r["categories"] = json!(categories);
         }
         resources.push(r);
         for sub in inf.subresources {
@@ -155,11 +156,12 @@ pub fn aggregated_list(reg: &Registry, legacy: bool, version: &str) -> Value {
                     "singularResource": inf.singular,
                     "verbs": VERBS,
                 });
-                if !inf.short_names.is_empty() {
-                    r["shortNames"] = json!(inf.short_names);
+                let (short_names, categories) = (s.short_names(), s.categories());
+                if !short_names.is_empty() {
+                    r["shortNames"] = json!(short_names);
                 }
-                if !inf.categories.is_empty() {
-                    r["categories"] = json!(inf.categories);
+                if !categories.is_empty() {
+                    r["categories"] = json!(categories);
                 }
                 if !subs.is_empty() {
                     r["subresources"] = json!(subs);

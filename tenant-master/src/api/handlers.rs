@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::fieldvalidation::{check_body, check_patched, with_warnings, Directive};
+use super::fieldvalidation::{check_body_for, check_patched_for, with_warnings, Directive};
 use super::patch::{apply_patch, PatchType};
 use super::request::{decode_body, negotiate, Output, Query, Target};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -16,7 +16,6 @@ use super::status::{ApiError, ApiResult};
 use super::table::{self, Include};
 use super::ApiState;
 use crate::meta;
-use crate::registry::scale;
 use crate::registry::store::{DeleteOpts, Deleted, ListOpts, Part, WriteOpts};
 use crate::registry::Strategy;
 
@@ -163,7 +162,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 let mut obj = decode_body(headers, &body)?;
                 let mut wo = write_opts(q)?;
                 wo.field_manager = default_manager(headers, q);
-                let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), &inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
+                let warnings = check_body_for(sd, headers, &body, &mut obj, Directive::parse(q.get("fieldValidation"))?)?;
                 let created = store.create(sd, ns, obj, &wo).await?;
                 Ok(with_warnings(render_object(sd, &created, out, q, StatusCode::CREATED), &warnings))
             }
@@ -197,13 +196,13 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
             };
             if let Output::Json = out {
                 // The cached serialized form, as LIST serves it: no re-encoding per GET.
-                return Ok(raw_response(StatusCode::OK, obj.raw.clone()));
+                return Ok(raw_response(StatusCode::OK, s.served_bytes(&obj).unwrap_or_else(|| obj.raw.clone())));
             }
             Ok(render_object(sd, &obj.value(), out, q, StatusCode::OK))
         }
         ("", Method::PUT) | ("status", Method::PUT) | ("finalize", Method::PUT) => {
             let mut obj = decode_body(headers, &body)?;
-            let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), &inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
+            let warnings = check_body_for(sd, headers, &body, &mut obj, Directive::parse(q.get("fieldValidation"))?)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };
@@ -296,7 +295,7 @@ pub async fn patch(
     q: &Query,
 ) -> ApiResult<(Value, Vec<String>)> {
     let inf = s.info();
-    let builtin = true;
+    let builtin = s.strategic_merge();
     let directive = Directive::parse(q.get("fieldValidation"))?;
     let mut warnings = Vec::new();
     let mut pinned = false;
@@ -306,7 +305,7 @@ pub async fn patch(
             let cur = cur.ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?;
             let mut patched = apply_patch(typ, cur, body, builtin)?;
             let dup_source = if typ == PatchType::Json { None } else { Some(body) };
-            warnings = check_patched(dup_source, &mut patched, directive)?;
+            warnings = check_patched_for(s, dup_source, &mut patched, directive)?;
             let prv = meta::resource_version(&patched);
             if !prv.is_empty() && prv != meta::resource_version(cur) {
                 pinned = true;
@@ -333,13 +332,13 @@ async fn scale_handler(
     body: &[u8],
     q: &Query,
 ) -> ApiResult<Response> {
-    let paths = s.scale().ok_or_else(ApiError::not_found_path)?;
+    let paths = s.scale_mapping().ok_or_else(ApiError::not_found_path)?;
     let inf = s.info();
     let store = &st.store;
     match m {
         Method::GET => {
             let o = store.get(s, ns, name).await?;
-            Ok(json_response(StatusCode::OK, &scale::to_scale(&o.value(), paths)))
+            Ok(json_response(StatusCode::OK, &paths.to_scale(&o.value())))
         }
         Method::PUT | Method::PATCH => {
             let mut wo = write_opts(q)?;
@@ -350,14 +349,14 @@ async fn scale_handler(
                 let force = super::apply::patch_options(t == PatchType::Apply, q)?;
                 if t == PatchType::Apply {
                     let res = super::apply::apply_scale(store, s, ns, name, headers, body, &wo, force).await?;
-                    return Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)));
+                    return Ok(json_response(StatusCode::OK, &paths.to_scale(&res)));
                 }
             }
             let put_body = if typ.is_none() { Some(decode_body(headers, body)?) } else { None };
             let res = store
                 .guaranteed_update(s, ns, name, Part::Main, &wo, false, |cur| {
                     let cur = cur.ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?;
-                    let current_scale = scale::to_scale(cur, paths);
+                    let current_scale = paths.to_scale(cur);
                     let new_scale = match (&typ, &put_body) {
                         (Some(t), _) => apply_patch(*t, &current_scale, body, true)?,
                         (None, Some(b)) => b.clone(),
@@ -372,11 +371,11 @@ async fn scale_handler(
                         return Err(ApiError::invalid("autoscaling", "Scale", name, &[super::status::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")]));
                     }
                     let mut n = cur.clone();
-                    n["spec"]["replicas"] = json!(replicas);
+                    paths.set_replicas(&mut n, replicas);
                     Ok(n)
                 })
                 .await?;
-            Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)))
+            Ok(json_response(StatusCode::OK, &paths.to_scale(&res)))
         }
         _ => Err(ApiError::method_not_supported(&format!("{}/scale", inf.plural), m.as_str())),
     }
@@ -403,7 +402,10 @@ fn render_list(s: &dyn Strategy, page: crate::registry::store::ListPage, out: Ou
                 if i > 0 {
                     buf.push(b',');
                 }
-                buf.extend_from_slice(&it.raw);
+                match s.served_bytes(it) {
+                    Some(b) => buf.extend_from_slice(&b),
+                    None => buf.extend_from_slice(&it.raw),
+                }
             }
             buf.extend_from_slice(b"]}");
             raw_response(StatusCode::OK, buf)

@@ -221,6 +221,64 @@ pub trait Strategy: Send + Sync + 'static {
     fn scale(&self) -> Option<scale::ScalePaths> {
         None
     }
+
+    /// How the scale subresource maps to the object (custom resources give their CRD's paths).
+    fn scale_mapping(&self) -> Option<scale::ScaleMapping> {
+        self.scale().map(scale::ScaleMapping::Builtin)
+    }
+
+    /// Short names listed in discovery (`kubectl get <short name>`).
+    fn short_names(&self) -> Vec<String> {
+        self.info().short_names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Categories listed in discovery (`kubectl get all` lists the `all` category).
+    fn categories(&self) -> Vec<String> {
+        self.info().categories.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Whether `field` (besides metadata.name and metadata.namespace) may be used in a field
+    /// selector.
+    fn has_field(&self, field: &str) -> bool {
+        self.field_names().contains(&field)
+    }
+
+    /// Whether strategic merge patches apply: kinds with a Go schema do; custom resources
+    /// answer them with 415, as upstream.
+    fn strategic_merge(&self) -> bool {
+        true
+    }
+
+    /// The structured-merge type of the objects, for server-side apply and managedFields.
+    fn apply_type(&self) -> crate::api::apply::typed::TypeRef<'_> {
+        let inf = self.info();
+        crate::api::apply::typed::for_kind(&inf.api_version(), &inf.kind)
+    }
+
+    /// Drops the fields the resource's own schema does not know and returns their paths
+    /// (`spec.foo`), for resources whose schema is not the built-in one (custom resources).
+    /// None: the built-in schema decides (server-side field validation).
+    fn prune_unknown(&self, _obj: &mut Value) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Turns an object as stored into the form this resource serves (custom resources stored in
+    /// another version of their CRD); runs on what writes read from storage.
+    fn from_storage(&self, _obj: &mut Value) {}
+
+    /// Turns an object as served into the form it is stored in; runs before each write.
+    fn to_storage(&self, _obj: &mut Value) {}
+
+    /// What to send for a cached object, when it differs from the cached bytes (custom
+    /// resources stored in another version than the one asked for).
+    fn served_bytes(&self, _obj: &crate::storage::cache::CachedObject) -> Option<bytes::Bytes> {
+        None
+    }
+
+    /// Changes made when an object is first marked for deletion, before its finalizers are
+    /// looked at (a CustomResourceDefinition gets its cleanup finalizer here, as upstream's
+    /// REST delete adds it).
+    fn prepare_for_delete(&self, _obj: &mut Value) {}
 }
 
 /// One immutable view of the served resources: built-in ones first, then custom resources by

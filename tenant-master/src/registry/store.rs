@@ -206,6 +206,7 @@ impl Store {
             Some(st) => {
                 let mut v: Value = serde_json::from_slice(&st.value)
                     .map_err(|e| ApiError::internal(format!("decoding {key}: {e}")))?;
+                s.from_storage(&mut v);
                 meta::set_resource_version(&mut v, st.mod_revision);
                 Ok(Some((v, st.mod_revision)))
             }
@@ -215,7 +216,7 @@ impl Store {
     /// Checks field-selector keys against what the resource supports.
     pub fn check_fields(&self, s: &dyn Strategy, fs: &FieldSelector) -> ApiResult<()> {
         for k in fs.keys() {
-            if k != "metadata.name" && k != "metadata.namespace" && !s.field_names().contains(&k) {
+            if k != "metadata.name" && k != "metadata.namespace" && !s.has_field(k) {
                 return Err(ApiError::bad_request(format!("field label not supported: {k}")));
             }
         }
@@ -401,6 +402,7 @@ impl Store {
 
     fn encode(s: &dyn Strategy, obj: &Value) -> ApiResult<Vec<u8>> {
         let mut v = obj.clone();
+        s.to_storage(&mut v);
         if let Some(md) = v["metadata"].as_object_mut() {
             md.remove("resourceVersion");
             md.remove("selfLink");
@@ -449,7 +451,7 @@ impl Store {
         // finalizers), which no manager owns, as upstream runs its field manager first.
         if !o.managed_by_caller {
             if let Some(m) = &o.field_manager {
-                crate::api::apply::track_update(&mut obj, None, m, o.subresource, inf);
+                crate::api::apply::track_update_typed(&mut obj, None, m, o.subresource, inf, s.apply_type());
             }
         }
         s.prepare_for_create(&mut obj);
@@ -617,7 +619,7 @@ impl Store {
                             Part::Finalize => "finalize",
                             Part::Main => o.subresource,
                         };
-                        crate::api::apply::track_update(new, Some(&old), m, sub, inf);
+                        crate::api::apply::track_update_typed(new, Some(&old), m, sub, inf, s.apply_type());
                     }
                 }
             };
@@ -796,6 +798,7 @@ impl Store {
                 s.grace_period(&obj, o.grace_period)
             };
             if !deleting {
+                s.prepare_for_delete(&mut obj);
                 let md = meta::metadata_mut(&mut obj);
                 md.insert("deletionTimestamp".into(), json!(meta::in_seconds(grace)));
                 md.insert("deletionGracePeriodSeconds".into(), json!(grace));

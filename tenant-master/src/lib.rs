@@ -159,6 +159,8 @@ impl TenantMaster {
         let kc = pki.kubeconfig(&cfg.name, &server_url, "kplex-admin", &pki.admin_cert_pem, &pki.admin_key_pem);
         std::fs::write(&kubeconfig, kc)?;
         bootstrap::run(&store, &host, addr.port()).await?;
+        // Custom resources of established CRDs are served from the first request on.
+        apiextensions::start(store.clone());
         let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
         tokio::spawn(server::serve(listener, tls, auth, st));
         if cfg.controllers {

@@ -73,6 +73,7 @@ const KINDS: &[KindType] = {
         policy::v1::PodDisruptionBudget, policy::v1::Eviction, scheduling::v1::PriorityClass,
         autoscaling::v2::HorizontalPodAutoscaler, autoscaling::v1::HorizontalPodAutoscaler, autoscaling::v1::Scale,
         authentication::v1::TokenRequest,
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     ]
 };
 

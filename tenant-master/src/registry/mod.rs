@@ -405,14 +405,9 @@ impl Registry {
         t.by_kind.get(&(group.to_string(), kind.to_string())).map(|i| t.all[*i].clone())
     }
 
-    /// The built-in resource at a path, ignoring custom ones.
-    pub fn builtin_lookup(&self, group: &str, plural: &str) -> Option<Arc<dyn Strategy>> {
-        self.builtin.iter().find(|s| s.info().group == group && s.info().plural == plural).cloned()
-    }
-
-    /// Whether a built-in resource has this group and kind.
-    pub fn builtin_kind(&self, group: &str, kind: &str) -> bool {
-        self.builtin.iter().any(|s| s.info().group == group && s.info().kind == kind)
+    /// The built-in resources (fixed for the life of the registry).
+    pub fn builtins(&self) -> &[Arc<dyn Strategy>] {
+        &self.builtin
     }
 
     /// Serves `strategies` (one per served version) for the custom resource definition `key`,

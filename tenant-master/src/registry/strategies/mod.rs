@@ -82,6 +82,7 @@ pub fn all() -> Vec<Arc<dyn Strategy>> {
         Arc::new(poddisruptionbudgets::PodDisruptionBudgets),
         Arc::new(priorityclasses::PriorityClasses),
         Arc::new(horizontalpodautoscalers::HorizontalPodAutoscalers),
+        Arc::new(crate::apiextensions::definition::CustomResourceDefinitions),
     ]
 }
 

@@ -358,6 +358,12 @@ impl Strategy for CustomResource {
         obj["apiVersion"] = json!(format!("{}/{}", self.state.crd.group, self.state.storage));
     }
 
+    fn openapi_definition(&self) -> Option<(String, Value, Value)> {
+        let inf = &self.info;
+        let (v2, v3) = super::openapi::definitions(self.version().version.schema.as_ref(), &inf.group, &inf.version, &inf.kind);
+        Some((super::openapi::definition_name(&inf.group, &inf.version, &inf.kind), v2, v3))
+    }
+
     fn served_bytes(&self, o: &CachedObject) -> Option<Bytes> {
         if self.state.single_stored && self.info.version == self.state.storage {
             return None;

@@ -109,6 +109,11 @@ fn is_optional(up: &Upstream, msg: usize, json: &str) -> bool {
 pub struct Names(HashMap<(String, String, String), String>);
 
 impl Names {
+    /// Records where a kind's definition is.
+    pub fn insert(&mut self, group: &str, version: &str, kind: &str, definition: String) {
+        self.0.insert((group.to_string(), version.to_string(), kind.to_string()), definition);
+    }
+
     /// The definition name of a kind, e.g. `io.k8s.api.apps.v1.Deployment`.
     pub fn kind(&self, group: &str, version: &str, kind: &str) -> Option<String> {
         self.0.get(&(group.to_string(), version.to_string(), kind.to_string())).cloned()
@@ -235,7 +240,7 @@ fn special_forms(def: &Value, special: Special) -> Option<(Value, Value)> {
 }
 
 /// The `<Kind>List` definition of a kind (k8s-openapi has no schema for its generic list).
-fn list_definition(kind_def: &str, kind: &Value, gvk: &Gvk, plural: &str, docs: Option<&[String; 2]>) -> Value {
+pub(super) fn list_definition(kind_def: &str, kind: &Value, gvk: &Gvk, plural: &str, docs: Option<&[String; 2]>) -> Value {
     let prop = |p: &str| kind.pointer(&format!("/properties/{p}")).cloned().unwrap_or_else(|| json!({"type": "string"}));
     let (description, items) = match docs {
         Some([d, i]) => (d.clone(), i.clone()),

@@ -275,6 +275,12 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// The OpenAPI definition of the kind, for kinds the built-in documents do not describe
+    /// (custom resources): its name, Swagger 2.0 form and OpenAPI 3.0 form.
+    fn openapi_definition(&self) -> Option<(String, Value, Value)> {
+        None
+    }
+
     /// Changes made when an object is first marked for deletion, before its finalizers are
     /// looked at (a CustomResourceDefinition gets its cleanup finalizer here, as upstream's
     /// REST delete adds it).
@@ -439,6 +445,11 @@ impl Registry {
         all.extend(extra);
         *self.current.write() = Snapshot(Arc::new(Table::new(all)));
         self.changes.send_modify(|g| *g += 1);
+    }
+
+    /// Whether any custom resource is served.
+    pub fn has_custom(&self) -> bool {
+        !self.custom.read().is_empty()
     }
 
     /// A receiver woken on every change of the served resources.

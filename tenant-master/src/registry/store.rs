@@ -92,6 +92,8 @@ pub struct Store {
     pub service_accounts: std::sync::OnceLock<Arc<crate::serviceaccount::Issuer>>,
     /// Quota admission's state (namespace locks, in-flight charges).
     pub quota: crate::admission::resourcequota::QuotaAdmission,
+    /// The OpenAPI documents of this tenant's custom resources.
+    pub openapi: crate::openapi::custom::Cache,
     last_write: AtomicI64,
 }
 
@@ -150,7 +152,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn new(caches: Arc<Caches>, registry: Arc<Registry>, alloc: Allocator) -> Store {
-        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), quota: Default::default(), last_write: AtomicI64::new(0) }
+        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), quota: Default::default(), openapi: Default::default(), last_write: AtomicI64::new(0) }
     }
 
     fn etcd(&self) -> &Etcd {

@@ -112,7 +112,13 @@ impl Strategy for CustomResourceDefinitions {
                 a.push(json!(CLEANUP_FINALIZER));
             }
         }
-        set_condition(o, TERMINATING, "True", "InstanceDeletionPending", "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon");
+        set_condition(
+            o,
+            TERMINATING,
+            "True",
+            "InstanceDeletionPending",
+            "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+        );
     }
 }
 

@@ -24,10 +24,7 @@ use crate::registry::store::{DeleteOpts, ListOpts, Part};
 
 /// Runs until the process ends.
 pub async fn run(ctx: Ctx) {
-    Controller::new("crd-finalizer", ctx)
-        .watches(CRDS, |ch| vec![ch.key()])
-        .run(|ctx, key| async move { reconcile(&ctx, &key.name).await })
-        .await
+    Controller::new("crd-finalizer", ctx).watches(CRDS, |ch| vec![ch.key()]).run(|ctx, key| async move { reconcile(&ctx, &key.name).await }).await
 }
 
 async fn set_terminating(ctx: &Ctx, name: &str, status: &str, reason: &str, message: &str) -> ApiResult<()> {

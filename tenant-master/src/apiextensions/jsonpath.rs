@@ -114,7 +114,11 @@ fn parse_steps(s: &str) -> Result<Vec<Step>, String> {
                 } else if let Some((a, b)) = inner.split_once(':') {
                     let n = |x: &str| -> Result<Option<i64>, String> {
                         let x = x.split(':').next().unwrap_or("").trim();
-                        if x.is_empty() { Ok(None) } else { x.parse().map(Some).map_err(|_| format!("bad slice {inner:?}")) }
+                        if x.is_empty() {
+                            Ok(None)
+                        } else {
+                            x.parse().map(Some).map_err(|_| format!("bad slice {inner:?}"))
+                        }
                     };
                     out.push(Step::Slice(n(a)?, n(b)?));
                 } else {

@@ -28,7 +28,8 @@ pub async fn run(ctx: Ctx) {
             // A change of one CRD may free or take names of every other CRD of its group.
             let group = ch.latest().value()["spec"]["group"].as_str().unwrap_or("").to_string();
             let (items, _) = cache.snapshot();
-            let mut keys: Vec<ObjKey> = items.iter().filter(|o| o.value()["spec"]["group"] == group.as_str()).map(|o| ObjKey::new("", o.name.clone())).collect();
+            let mut keys: Vec<ObjKey> =
+                items.iter().filter(|o| o.value()["spec"]["group"] == group.as_str()).map(|o| ObjKey::new("", o.name.clone())).collect();
             keys.push(ch.key());
             keys
         })
@@ -87,8 +88,7 @@ pub fn accept(requested: &Names, accepted: &Names, used: &HashSet<String>, kinds
         Err(e) => fail("SingularConflict", e),
     }
     if requested.short_names != accepted.short_names {
-        let errs: Vec<String> =
-            requested.short_names.iter().filter(|s| !accepted.short_names.contains(s)).filter_map(|s| fresh(s, "", used).err()).collect();
+        let errs: Vec<String> = requested.short_names.iter().filter(|s| !accepted.short_names.contains(s)).filter_map(|s| fresh(s, "", used).err()).collect();
         match errs.len() {
             0 => out.short_names = requested.short_names.clone(),
             1 => fail("ShortNamesConflict", errs[0].clone()),
@@ -201,6 +201,9 @@ mod tests {
         assert_eq!(st["storedVersions"], json!(["v1"]));
         let conds = st["conditions"].as_array().unwrap();
         assert_eq!(conds[0]["type"], "NamesAccepted");
-        assert_eq!((conds[1]["type"].as_str(), conds[1]["status"].as_str(), conds[1]["reason"].as_str()), (Some("Established"), Some("True"), Some("InitialNamesAccepted")));
+        assert_eq!(
+            (conds[1]["type"].as_str(), conds[1]["status"].as_str(), conds[1]["reason"].as_str()),
+            (Some("Established"), Some("True"), Some("InitialNamesAccepted"))
+        );
     }
 }

@@ -65,7 +65,8 @@ pub fn definitions(schema: Option<&Value>, group: &str, version: &str, kind: &st
     let v2 = build(to_v2(&base), &format!("#/definitions/{OBJECT_META}"));
     let mut v3 = build(base, &format!("#/components/schemas/{OBJECT_META}"));
     // 3.0 ignores siblings of `$ref`: wrap it as the built-in documents do.
-    v3["properties"]["metadata"] = json!({"allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}], "description": v3["properties"]["metadata"]["description"].clone()});
+    v3["properties"]["metadata"] =
+        json!({"allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}], "description": v3["properties"]["metadata"]["description"].clone()});
     (v2, v3)
 }
 

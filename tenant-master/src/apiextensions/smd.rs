@@ -41,8 +41,7 @@ fn convert(s: &Value) -> Custom {
             if s["x-kubernetes-map-type"] == "atomic" {
                 return Custom::Leaf(None);
             }
-            let mut fields: BTreeMap<String, Custom> =
-                s["properties"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), convert(v))).collect();
+            let mut fields: BTreeMap<String, Custom> = s["properties"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), convert(v))).collect();
             if embedded {
                 resource_fields(&mut fields);
             }

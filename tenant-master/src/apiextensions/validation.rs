@@ -165,7 +165,11 @@ fn validate_spec(spec: &Value, require_schemas: bool, errs: &mut Vec<FieldError>
         errs.push(FieldError::invalid_rendered("spec.versions", "[]apiextensions.CustomResourceDefinitionVersion{...}", "must contain unique version names"));
     }
     if storage != 1 {
-        errs.push(FieldError::invalid_rendered("spec.versions", "[]apiextensions.CustomResourceDefinitionVersion{...}", "must have exactly one version marked as storage version"));
+        errs.push(FieldError::invalid_rendered(
+            "spec.versions",
+            "[]apiextensions.CustomResourceDefinitionVersion{...}",
+            "must have exactly one version marked as storage version",
+        ));
     }
     let names = &spec["names"];
     for (f, json) in [("plural", "plural"), ("singular", "singular"), ("kind", "kind"), ("listKind", "listKind")] {
@@ -261,7 +265,11 @@ fn validate_version(v: &Value, path: &str, require_schema: bool, errs: &mut Vec<
     if schema.is_object() {
         let field = format!("{path}.schema.openAPIV3Schema");
         if status && schema.get("type").is_some_and(|t| t != "object") {
-            errs.push(FieldError::invalid(format!("{field}.type"), schema["type"].clone(), "only \"object\" is allowed as the type at the root of the schema if the status subresource is enabled"));
+            errs.push(FieldError::invalid(
+                format!("{field}.type"),
+                schema["type"].clone(),
+                "only \"object\" is allowed as the type at the root of the schema if the status subresource is enabled",
+            ));
         }
         if let Err(e) = super::schema::parse(&schema, &field) {
             errs.extend(e);
@@ -311,7 +319,9 @@ fn validate_version(v: &Value, path: &str, require_schema: bool, errs: &mut Vec<
         }
         match c["type"].as_str().unwrap_or("") {
             "" => errs.push(FieldError::required(format!("{cp}.type"), format!("must be one of {PRINTER_TYPES}"))),
-            t if !PRINTER_TYPES.split(',').any(|x| x == t) => errs.push(FieldError::invalid(format!("{cp}.type"), t, format!("must be one of {PRINTER_TYPES}"))),
+            t if !PRINTER_TYPES.split(',').any(|x| x == t) => {
+                errs.push(FieldError::invalid(format!("{cp}.type"), t, format!("must be one of {PRINTER_TYPES}")))
+            }
             _ => {}
         }
         let f = c["format"].as_str().unwrap_or("");
@@ -438,7 +448,10 @@ mod tests {
         v["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {"clientConfig": {"url": "https://x"}, "conversionReviewVersions": ["v1"]}});
         let e = errors(&v);
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("spec.conversion.strategy: Invalid value: \"Webhook\": conversion webhooks are not supported: this server does not call webhooks"), "{e:?}");
+        assert!(
+            e[0].starts_with("spec.conversion.strategy: Invalid value: \"Webhook\": conversion webhooks are not supported: this server does not call webhooks"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -447,11 +460,11 @@ mod tests {
         v["spec"]["versions"][0]["schema"] = json!(null);
         assert!(errors(&v).contains(&"spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required".to_string()));
         let mut v = crd();
-        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"] =
-            json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"color": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}}}});
+        v["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"color": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}}}});
         v["spec"]["versions"][0]["additionalPrinterColumns"] = json!([{"name": "", "type": "float", "jsonPath": "spec.x"}]);
         v["spec"]["versions"][0]["subresources"] = json!({"scale": {"specReplicasPath": ".status.r", "statusReplicasPath": ""}});
-        v["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.color"}, {"jsonPath": ".spec.tags"}, {"jsonPath": ".spec.nope"}, {"jsonPath": ".spec.color"}]);
+        v["spec"]["versions"][0]["selectableFields"] =
+            json!([{"jsonPath": ".spec.color"}, {"jsonPath": ".spec.tags"}, {"jsonPath": ".spec.nope"}, {"jsonPath": ".spec.color"}]);
         let e = errors(&v);
         for want in [
             "spec.versions[0].additionalPrinterColumns[0].name: Required value",
@@ -487,7 +500,9 @@ mod tests {
         let mut v = crd();
         v["metadata"]["name"] = json!("widgets.x.k8s.io");
         v["spec"]["group"] = json!("x.k8s.io");
-        assert!(errors(&v).iter().any(|e| e.starts_with("metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation")));
+        assert!(errors(&v)
+            .iter()
+            .any(|e| e.starts_with("metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation")));
         v["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "unapproved, testing"});
         assert!(errors(&v).is_empty());
     }

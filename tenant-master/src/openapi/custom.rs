@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::definitions::{self, Names};
 use super::model::{Gvk, PathItem, Spec};
-use super::paths::{self, gv_key, group_camel, tag, upper_first};
+use super::paths::{self, group_camel, gv_key, tag, upper_first};
 use super::Served;
 use crate::registry::Registry;
 
@@ -41,7 +41,8 @@ pub struct Cache(Mutex<Option<Arc<TenantDocs>>>);
 fn build(reg: &Registry, builtin_v2: &[u8], builtin_v3: &BTreeMap<String, Served>) -> TenantDocs {
     let generation = reg.generation();
     let builtin: Value = serde_json::from_slice(builtin_v2).unwrap_or(Value::Null);
-    let mut defs: BTreeMap<String, Value> = builtin["definitions"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let mut defs: BTreeMap<String, Value> =
+        builtin["definitions"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let mut names = Names::default();
     names.insert("autoscaling", "v1", "Scale", "io.k8s.api.autoscaling.v1.Scale".into());
     let mut custom_defs = BTreeMap::new();

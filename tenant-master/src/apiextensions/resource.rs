@@ -349,12 +349,12 @@ impl Strategy for CustomResource {
         Some(out)
     }
 
-    fn from_storage(&self, obj: &mut Value) {
+    fn read_stored(&self, obj: &mut Value) {
         self.state.default_stored(obj);
         obj["apiVersion"] = json!(self.info.api_version());
     }
 
-    fn to_storage(&self, obj: &mut Value) {
+    fn write_stored(&self, obj: &mut Value) {
         obj["apiVersion"] = json!(format!("{}/{}", self.state.crd.group, self.state.storage));
     }
 
@@ -409,9 +409,9 @@ mod tests {
         assert_eq!(s[0].info().id(), "example.com/widgets");
         assert_eq!(s[1].info().subresources, &["status"]);
         let mut o = json!({"apiVersion": "example.com/v1beta1", "kind": "Widget", "metadata": {"name": "w"}});
-        s[0].to_storage(&mut o);
+        s[0].write_stored(&mut o);
         assert_eq!(o["apiVersion"], "example.com/v2");
-        s[0].from_storage(&mut o);
+        s[0].read_stored(&mut o);
         assert_eq!(o["apiVersion"], "example.com/v1beta1");
         let cached = CachedObject::new("ns/w".into(), json!({"apiVersion": "example.com/v2", "kind": "Widget", "metadata": {"name": "w"}}), 5, &st.fields());
         let b = s[0].served_bytes(&cached).unwrap();

@@ -135,7 +135,7 @@ pub(super) fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap
     patch.consumes = if s.strategic_merge() { CONSUMES_PATCH } else { CONSUMES_PATCH_NO_SMP };
     patch.responses = responses(&def, &[200, 201]);
     let item = format!("{coll}/{{name}}");
-    out.insert(item.clone(), PathItem { path: item.clone(), params: ns_params(vec![params::name(&kind)]), operations: vec![read, replace, delete, patch] });
+    out.insert(item.clone(), PathItem { path: item.clone(), params: ns_params(vec![params::name(kind)]), operations: vec![read, replace, delete, patch] });
 
     // Subresources.
     for sub in inf.subresources {
@@ -177,7 +177,7 @@ pub(super) fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap
                 vec![r, p, pa]
             }
         };
-        out.insert(path.clone(), PathItem { path, params: ns_params(vec![params::name(&kind)]), operations: ops });
+        out.insert(path.clone(), PathItem { path, params: ns_params(vec![params::name(kind)]), operations: ops });
     }
 
     // Lists across namespaces and the legacy /watch/ paths: the list options are path-level.
@@ -212,7 +212,7 @@ pub(super) fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap
     let w = watch_op(format!("watch{gv}{ns_word}{kind}"), watch_item_desc, "watch");
     let p = format!("{base}/watch{ns}/{}/{{name}}", inf.plural);
     let mut extra = ns_extra();
-    extra.push(params::name(&kind));
+    extra.push(params::name(kind));
     out.insert(p.clone(), PathItem { path: p, params: list_level(extra), operations: vec![w] });
 }
 

@@ -264,10 +264,10 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// Turns an object as stored into the form this resource serves (custom resources stored in
     /// another version of their CRD); runs on what writes read from storage.
-    fn from_storage(&self, _obj: &mut Value) {}
+    fn read_stored(&self, _obj: &mut Value) {}
 
     /// Turns an object as served into the form it is stored in; runs before each write.
-    fn to_storage(&self, _obj: &mut Value) {}
+    fn write_stored(&self, _obj: &mut Value) {}
 
     /// What to send for a cached object, when it differs from the cached bytes (custom
     /// resources stored in another version than the one asked for).

@@ -208,7 +208,7 @@ impl Store {
             Some(st) => {
                 let mut v: Value = serde_json::from_slice(&st.value)
                     .map_err(|e| ApiError::internal(format!("decoding {key}: {e}")))?;
-                s.from_storage(&mut v);
+                s.read_stored(&mut v);
                 meta::set_resource_version(&mut v, st.mod_revision);
                 Ok(Some((v, st.mod_revision)))
             }
@@ -404,7 +404,7 @@ impl Store {
 
     fn encode(s: &dyn Strategy, obj: &Value) -> ApiResult<Vec<u8>> {
         let mut v = obj.clone();
-        s.to_storage(&mut v);
+        s.write_stored(&mut v);
         if let Some(md) = v["metadata"].as_object_mut() {
             md.remove("resourceVersion");
             md.remove("selfLink");

@@ -143,7 +143,7 @@ async fn two_tenants_install_different_versions_of_one_crd() {
     let etcd = Etcd::start();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = TenantMaster::start(&etcd, "crd-a", da.path(), &[]);
-    let b = TenantMaster::start(&etcd, "crd-b", db.path(), &[]);
+    let mut b = TenantMaster::start(&etcd, "crd-b", db.path(), &[]);
 
     // Installing: discovery follows right away; each tenant has only its own CRD.
     apply(&a, CRD_A);
@@ -192,6 +192,28 @@ async fn two_tenants_install_different_versions_of_one_crd() {
     assert_eq!(a.kubectl(&["get", "widgets", "--field-selector", "spec.color=blue", "-o", "name"]).must().trim(), "widget.example.com/blue-one");
     let bad = b.kubectl(&["get", "widgets", "--field-selector", "spec.size=7"]);
     assert!(!bad.ok && bad.stderr.contains("field label not supported: spec.size"), "{}", bad.stderr);
+
+    // Changing a CRD changes what is served at once (a new printer column here).
+    a.kubectl(&[
+        "patch",
+        "crd",
+        "widgets.example.com",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/versions/0/additionalPrinterColumns/0","value":{"name":"Tint","type":"string","jsonPath":".spec.color"}}]"#,
+    ])
+    .must();
+    assert_eq!(a.kubectl(&["get", "crd", "widgets.example.com", "-o", "jsonpath={.metadata.generation}"]).must(), "2");
+    assert!(
+        eventually(Duration::from_secs(5), || a
+            .kubectl(&["get", "widgets"])
+            .stdout
+            .lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().nth(1) == Some("TINT"))),
+        "{}",
+        a.kubectl(&["get", "widgets"]).stdout
+    );
 
     // Explain, from each tenant's own schema.
     let ex = a.kubectl(&["explain", "widget.spec"]).must();
@@ -279,10 +301,9 @@ async fn two_tenants_install_different_versions_of_one_crd() {
     assert!(row.starts_with("web") && row.contains("True") && row.contains("web-tls") && row.contains("Certificate is up to date"), "{certs_table}");
     let ex = b.kubectl(&["explain", "certificate.spec.keystores.pkcs12"]).must();
     assert!(ex.contains("passwordSecretRef") && ex.contains("profile"), "{ex}");
-    assert_eq!(
-        b.kubectl(&["get", "certificates.v1beta1.pki.example.org", "web", "-o", "jsonpath={.apiVersion} {.status.revision}"]).must(),
-        "pki.example.org/v1beta1 1"
-    );
+    let old = b.kubectl(&["get", "certificates.v1beta1.pki.example.org", "web", "-o", "jsonpath={.apiVersion} {.status.revision}"]);
+    assert_eq!(old.stdout, "pki.example.org/v1beta1 1");
+    assert!(old.stderr.contains("Warning: pki.example.org/v1beta1 Certificate is deprecated; use pki.example.org/v1"), "{}", old.stderr);
     assert!(!a.kubectl(&["api-resources"]).must().contains("certificates"), "tenant a does not have tenant b's CRDs");
 
     // Custom resources in a deleted namespace go with it; the garbage collector deletes
@@ -313,6 +334,11 @@ async fn two_tenants_install_different_versions_of_one_crd() {
     assert!(eventually(Duration::from_secs(5), || a.kubectl(&["get", "widgets", "-A", "-o", "name"]).ok));
     assert_eq!(a.kubectl(&["get", "widgets", "-A", "-o", "name"]).must().trim(), "", "a recreated CRD starts empty");
     assert_eq!(b.kubectl(&["get", "widgets", "-o", "name"]).must().lines().count(), 3);
+
+    // After a restart the CRDs are served from the first request on.
+    b.restart();
+    assert_eq!(b.kubectl(&["get", "widgets.v1beta1.example.com", "-o", "name"]).must().lines().count(), 3);
+    assert!(b.kubectl(&["get", "certificates"]).must().contains("web-tls"));
 }
 
 mod controller {

@@ -44,9 +44,11 @@ pub fn aggregated_content_type(v: &str) -> String {
     format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList")
 }
 
-fn storage_hash(inf: &ResourceInfo) -> String {
+/// The hash of the version objects are stored in (several versions of a custom resource
+/// share theirs).
+fn storage_hash(inf: &ResourceInfo, storage_version: &str) -> String {
     use base64::Engine;
-    let digest = format!("{}/{}/{}", inf.group, inf.version, inf.kind);
+    let digest = format!("{}/{}/{}", inf.group, storage_version, inf.kind);
     let mut h: u64 = 0xcbf29ce484222325;
     for b in digest.bytes() {
         h ^= b as u64;
@@ -99,7 +101,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             "namespaced": inf.namespaced,
             "kind": inf.kind,
             "verbs": VERBS,
-            "storageVersionHash": storage_hash(inf),
+            "storageVersionHash": storage_hash(inf, &s.storage_version()),
         });
         let (short_names, categories) = (s.short_names(), s.categories());
         if !short_names.is_empty() {

@@ -125,9 +125,14 @@ fn delete_opts(q: &Query, body: &[u8]) -> ApiResult<DeleteOpts> {
 
 /// Handles one resource request.
 pub async fn handle(st: &ApiState, method: &Method, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> Response {
-    match handle_inner(st, method, t, q, headers, body).await {
+    let resp = match handle_inner(st, method, t, q, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    // Requests to a deprecated version of a custom resource are told so, as upstream does.
+    match st.store.registry.lookup(&t.group, &t.version, &t.resource).and_then(|s| s.deprecation_warning()) {
+        Some(w) => with_warnings(resp, &[w]),
+        None => resp,
     }
 }
 

@@ -358,6 +358,35 @@ impl Strategy for CustomResource {
         obj["apiVersion"] = json!(format!("{}/{}", self.state.crd.group, self.state.storage));
     }
 
+    fn storage_version(&self) -> String {
+        self.state.storage.clone()
+    }
+
+    /// The version's `deprecationWarning`, or upstream's default naming the newest served
+    /// version that is not deprecated.
+    fn deprecation_warning(&self) -> Option<String> {
+        let v = &self.version().version;
+        if !v.deprecated {
+            return None;
+        }
+        if let Some(w) = &v.deprecation_warning {
+            return Some(w.clone());
+        }
+        let (g, kind) = (&self.state.crd.group, &self.info.kind);
+        let mut msg = format!("{g}/{} {kind} is deprecated", v.name);
+        let newest = self
+            .state
+            .versions
+            .iter()
+            .filter(|x| x.version.served && !x.version.deprecated)
+            .map(|x| x.version.name.as_str())
+            .min_by(|a, b| crate::registry::version_priority(a, b));
+        if let Some(n) = newest {
+            msg.push_str(&format!("; use {g}/{n} {kind}"));
+        }
+        Some(msg)
+    }
+
     fn openapi_definition(&self) -> Option<(String, Value, Value)> {
         let inf = &self.info;
         let (v2, v3) = super::openapi::definitions(self.version().version.schema.as_ref(), &inf.group, &inf.version, &inf.kind);

@@ -275,6 +275,16 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// The version objects are stored in (discovery's `storageVersionHash`).
+    fn storage_version(&self) -> String {
+        self.info().version.to_string()
+    }
+
+    /// The warning every request to this resource gets (deprecated custom resource versions).
+    fn deprecation_warning(&self) -> Option<String> {
+        None
+    }
+
     /// The OpenAPI definition of the kind, for kinds the built-in documents do not describe
     /// (custom resources): its name, Swagger 2.0 form and OpenAPI 3.0 form.
     fn openapi_definition(&self) -> Option<(String, Value, Value)> {

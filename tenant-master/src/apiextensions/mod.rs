@@ -42,7 +42,7 @@ pub fn start(store: Arc<Store>) {
     let served = Arc::new(serving::Served::default());
     serving::sync_all(&store, &served);
     let ctx = Ctx::new(store);
-    tokio::spawn(serving::run(ctx.clone(), served));
-    tokio::spawn(naming::run(ctx.clone()));
+    tokio::spawn(serving::run(ctx.clone(), served.clone()));
+    tokio::spawn(naming::run(ctx.clone(), served));
     tokio::spawn(finalizer::run(ctx));
 }

@@ -11,17 +11,20 @@
 //! both (there is no other API server to wait for).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::model::{set_condition, Crd, Names, ESTABLISHED, NAMES_ACCEPTED};
+use super::serving::Served;
 use super::CRDS;
 use crate::api::status::ApiError;
 use crate::controllers::runtime::{Action, Controller, Ctx, ObjKey};
 use crate::registry::store::Part;
 
-/// Runs until the process ends.
-pub async fn run(ctx: Ctx) {
+/// Runs until the process ends. `served` is registered with a CRD before it is marked
+/// Established, so a client that waited for the condition finds the resource served.
+pub async fn run(ctx: Ctx, served: Arc<Served>) {
     let cache = ctx.cache(CRDS);
     Controller::new("crd-naming", ctx)
         .watches(CRDS, move |ch| {
@@ -34,7 +37,10 @@ pub async fn run(ctx: Ctx) {
             keys
         })
         .workers(1)
-        .run(|ctx, key| async move { reconcile(&ctx, &key.name).await })
+        .run(move |ctx, key| {
+            let served = served.clone();
+            async move { reconcile(&ctx, &served, &key.name).await }
+        })
         .await
 }
 
@@ -111,7 +117,7 @@ pub fn accept(requested: &Names, accepted: &Names, used: &HashSet<String>, kinds
     (out, cond)
 }
 
-async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ApiError> {
+async fn reconcile(ctx: &Ctx, served: &Served, name: &str) -> Result<Action, ApiError> {
     let Some(v) = ctx.get(CRDS, "", name) else { return Ok(Action::Done) };
     if crate::meta::is_deleting(&v) {
         return Ok(Action::Done);
@@ -120,6 +126,12 @@ async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ApiError> {
     let want = status_for(&v, &used, &kinds);
     if want == v["status"] {
         return Ok(Action::Done);
+    }
+    let mut next = (*v).clone();
+    next["status"] = want;
+    if Crd::parse(&next).is_true(ESTABLISHED) && !Crd::parse(&v).is_true(ESTABLISHED) {
+        // Serve first, then say so (the serving controller corrects this if the write fails).
+        served.sync(&ctx.store, name, Some(&next));
     }
     let res = ctx
         .modify(CRDS, "", name, Part::Status, |o| {

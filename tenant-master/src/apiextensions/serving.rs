@@ -40,9 +40,14 @@ fn fingerprint(v: &Value, crd: &Crd) -> u64 {
 
 impl Served {
     /// Brings one CRD's serving up to date with its current object (None: deleted).
+    ///
+    /// A CRD that is not Established (yet) changes nothing: once established a CRD stays so, and
+    /// the naming controller registers it just before it writes the condition, so an older
+    /// object seen here must not undo that.
     pub fn sync(&self, store: &Store, name: &str, obj: Option<&Value>) {
+        let mut served = self.0.lock();
         let Some(v) = obj else {
-            if let Some((_, id)) = self.0.lock().remove(name) {
+            if let Some((_, id)) = served.remove(name) {
                 store.registry.remove_custom(name);
                 store.caches.remove(&id);
                 tracing::info!(crd = name, "custom resource no longer served");
@@ -50,20 +55,17 @@ impl Served {
             return;
         };
         let crd = Crd::parse(v);
-        let state = if crd.is_true(ESTABLISHED) { CrdState::new(crd.clone()) } else { None };
-        let Some(state) = state else {
-            if self.0.lock().remove(name).is_some() {
-                store.registry.remove_custom(name);
-            }
-            return;
-        };
-        let fp = fingerprint(v, &crd);
-        if self.0.lock().get(name).is_some_and(|(f, _)| *f == fp) {
+        if !crd.is_true(ESTABLISHED) {
             return;
         }
+        let fp = fingerprint(v, &crd);
+        if served.get(name).is_some_and(|(f, _)| *f == fp) {
+            return;
+        }
+        let Some(state) = CrdState::new(crd) else { return };
         store.caches.register_codec(&state.id, state.fields(), Some(state.decoder()));
         store.registry.set_custom(name, state.strategies());
-        self.0.lock().insert(name.to_string(), (fp, state.id.clone()));
+        served.insert(name.to_string(), (fp, state.id.clone()));
         tracing::info!(crd = name, versions = state.versions.len(), "custom resource served");
     }
 }

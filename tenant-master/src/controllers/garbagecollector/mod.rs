@@ -76,8 +76,10 @@ pub async fn run(ctx: Ctx) {
 /// several versions of a resource share it).
 fn new_sources(gc: &Arc<Gc>, watched: &mut HashMap<String, Arc<ResourceCache>>) -> Vec<(Arc<ResourceCache>, Mapper<GcKey>)> {
     let mut out = Vec::new();
-    watched.retain(|_, c| !c.is_closed());
-    for s in gc.ctx.store.registry.all() {
+    let served = gc.ctx.store.registry.all();
+    let ids: std::collections::HashSet<String> = served.iter().map(|s| s.info().id()).collect();
+    watched.retain(|id, c| !c.is_closed() && ids.contains(id));
+    for s in served {
         let inf = s.info();
         let cache = gc.ctx.store.caches.resource(&inf.id());
         if watched.get(&inf.id()).is_some_and(|c| Arc::ptr_eq(c, &cache)) {

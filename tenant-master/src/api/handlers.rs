@@ -176,7 +176,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 let d = delete_opts(q, &body)?;
                 let items = store.delete_collection(sd, ns, &lo, &d).await?;
                 let list = json!({
-                    "kind": format!("{}List", inf.kind),
+                    "kind": s.list_kind(),
                     "apiVersion": inf.api_version(),
                     "metadata": {},
                     "items": items,
@@ -399,7 +399,7 @@ fn render_list(s: &dyn Strategy, page: crate::registry::store::ListPage, out: Ou
     match out {
         Output::Json => {
             // Items are concatenated from their cached serialized form: no re-encoding.
-            let head = json!({"kind": format!("{}List", inf.kind), "apiVersion": inf.api_version(), "metadata": list_meta});
+            let head = json!({"kind": s.list_kind(), "apiVersion": inf.api_version(), "metadata": list_meta});
             let mut buf = serde_json::to_vec(&head).unwrap_or_default();
             buf.pop();
             buf.extend_from_slice(b",\"items\":[");

@@ -358,6 +358,13 @@ impl Strategy for CustomResource {
         obj["apiVersion"] = json!(format!("{}/{}", self.state.crd.group, self.state.storage));
     }
 
+    fn list_kind(&self) -> String {
+        match self.state.crd.accepted.list_kind.as_str() {
+            "" => format!("{}List", self.info.kind),
+            k => k.to_string(),
+        }
+    }
+
     fn storage_version(&self) -> String {
         self.state.storage.clone()
     }

@@ -46,14 +46,18 @@ pub fn validate_create(obj: &Value, errs: &mut Vec<FieldError>) {
 }
 
 /// Checks of an update (`ValidateCustomResourceDefinitionUpdate`): the spec as on create, what
-/// may not change, and the stored versions.
+/// may not change, and the stored versions. An unchanged spec (status and metadata writes, as
+/// the CRD controllers make) is not judged again, so rules that tightened since it was stored
+/// never block those.
 pub fn validate_update(new: &Value, old: &Value, errs: &mut Vec<FieldError>) {
     validate_name(new, errs);
     validate_api_approval(new, Some(old), errs);
     let (spec, old_spec) = (&new["spec"], &old["spec"]);
-    // Schemas are required unless the stored CRD already lacked some (not tightened on update).
-    let all_had_schemas = old_spec["versions"].as_array().into_iter().flatten().all(|v| v["schema"]["openAPIV3Schema"].is_object());
-    validate_spec(spec, all_had_schemas, errs);
+    if spec != old_spec {
+        // Schemas are required unless the stored CRD already lacked some (not tightened).
+        let all_had_schemas = old_spec["versions"].as_array().into_iter().flatten().all(|v| v["schema"]["openAPIV3Schema"].is_object());
+        validate_spec(spec, all_had_schemas, errs);
+    }
     if spec["preserveUnknownFields"] == true && old_spec["preserveUnknownFields"] != true {
         errs.push(FieldError::invalid(
             "spec.preserveUnknownFields",

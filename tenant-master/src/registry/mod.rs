@@ -275,6 +275,11 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// The kind of a list of these objects (custom resources may name theirs).
+    fn list_kind(&self) -> String {
+        format!("{}List", self.info().kind)
+    }
+
     /// The version objects are stored in (discovery's `storageVersionHash`).
     fn storage_version(&self) -> String {
         self.info().version.to_string()

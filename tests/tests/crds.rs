@@ -335,6 +335,10 @@ async fn two_tenants_install_different_versions_of_one_crd() {
     assert_eq!(a.kubectl(&["get", "widgets", "-A", "-o", "name"]).must().trim(), "", "a recreated CRD starts empty");
     assert_eq!(b.kubectl(&["get", "widgets", "-o", "name"]).must().lines().count(), 3);
 
+    // Paged lists (limit/continue) through another version than the stored one.
+    let paged = b.kubectl(&["get", "widgets.v1beta1.example.com", "--chunk-size=1", "-o", "jsonpath={range .items[*]}{.apiVersion} {end}"]).must();
+    assert_eq!(paged.trim(), "example.com/v1beta1 example.com/v1beta1 example.com/v1beta1", "{paged}");
+
     // After a restart the CRDs are served from the first request on.
     b.restart();
     assert_eq!(b.kubectl(&["get", "widgets.v1beta1.example.com", "-o", "name"]).must().lines().count(), 3);

@@ -108,7 +108,7 @@ fn field_fns(reg: &Registry) -> HashMap<String, FieldFn> {
     let mut m = HashMap::new();
     for s in reg.all() {
         let s2 = s.clone();
-        let f: FieldFn = Arc::new(move |v| s2.fields(v));
+        let f: FieldFn = Arc::new(move |v| s2.fields(v).into_iter().map(|(k, v)| (std::borrow::Cow::Borrowed(k), v)).collect());
         m.insert(s.info().id(), f);
     }
     m
@@ -163,6 +163,8 @@ impl TenantMaster {
         let kc = pki.kubeconfig(&cfg.name, &server_url, "kplex-admin", &pki.admin_cert_pem, &pki.admin_key_pem);
         std::fs::write(&kubeconfig, kc)?;
         bootstrap::run(&store, &host, addr.port()).await?;
+        // Custom resources of established CRDs are served from the first request on.
+        apiextensions::start(store.clone());
         let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
         tokio::spawn(server::serve(listener, tls, auth, st));
         if cfg.controllers {

@@ -336,7 +336,7 @@ pub fn admit<'a>(
         if !inf.namespaced {
             return Ok(Charge::none());
         }
-        let Some(ev) = Evaluator::for_resource(inf.group, inf.plural) else { return Ok(Charge::none()) };
+        let Some(ev) = Evaluator::for_resource(&inf.group, &inf.plural) else { return Ok(Charge::none()) };
         let ns = meta::namespace(obj).to_string();
         let op = if old.is_some() { Op::Update } else { Op::Create };
         let quota_create = inf.group.is_empty() && inf.plural == "resourcequotas" && op == Op::Create && !dry_run;

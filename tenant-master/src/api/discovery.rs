@@ -9,14 +9,14 @@ use crate::registry::{Registry, ResourceInfo};
 const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// The kind, group, version and verbs of a subresource (discovery and OpenAPI both list them).
-pub fn subresource_kind(inf: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str, &'static [&'static str]) {
+pub fn subresource_kind<'a>(inf: &'a ResourceInfo, sub: &str) -> (&'a str, &'a str, &'a str, &'static [&'static str]) {
     match sub {
         "scale" => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
         "binding" => ("Binding", "", "v1", &["create"]),
         "eviction" => ("Eviction", "policy", "v1", &["create"]),
-        "finalize" => (inf.kind, inf.group, inf.version, &["update"]),
+        "finalize" => (&inf.kind, &inf.group, &inf.version, &["update"]),
         "token" => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
-        _ => (inf.kind, inf.group, inf.version, &["get", "patch", "update"]),
+        _ => (&inf.kind, &inf.group, &inf.version, &["get", "patch", "update"]),
     }
 }
 
@@ -44,9 +44,11 @@ pub fn aggregated_content_type(v: &str) -> String {
     format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList")
 }
 
-fn storage_hash(inf: &ResourceInfo) -> String {
+/// The hash of the version objects are stored in (several versions of a custom resource
+/// share theirs).
+fn storage_hash(inf: &ResourceInfo, storage_version: &str) -> String {
     use base64::Engine;
-    let digest = format!("{}/{}/{}", inf.group, inf.version, inf.kind);
+    let digest = format!("{}/{}/{}", inf.group, storage_version, inf.kind);
     let mut h: u64 = 0xcbf29ce484222325;
     for b in digest.bytes() {
         h ^= b as u64;
@@ -99,13 +101,14 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             "namespaced": inf.namespaced,
             "kind": inf.kind,
             "verbs": VERBS,
-            "storageVersionHash": storage_hash(inf),
+            "storageVersionHash": storage_hash(inf, &s.storage_version()),
         });
-        if !inf.short_names.is_empty() {
-            r["shortNames"] = json!(inf.short_names);
+        let (short_names, categories) = (s.short_names(), s.categories());
+        if !short_names.is_empty() {
+            r["shortNames"] = json!(short_names);
         }
-        if !inf.categories.is_empty() {
-            r["categories"] = json!(inf.categories);
+        if !categories.is_empty() {
+            r["categories"] = json!(categories);
         }
         resources.push(r);
         for sub in inf.subresources {
@@ -137,7 +140,7 @@ pub fn aggregated_list(reg: &Registry, legacy: bool, version: &str) -> Value {
             let mut resources = Vec::new();
             for s in reg.all() {
                 let inf = s.info();
-                if inf.group != g || inf.version != v {
+                if inf.group != g || inf.version != *v {
                     continue;
                 }
                 let subs: Vec<Value> = inf
@@ -155,11 +158,12 @@ pub fn aggregated_list(reg: &Registry, legacy: bool, version: &str) -> Value {
                     "singularResource": inf.singular,
                     "verbs": VERBS,
                 });
-                if !inf.short_names.is_empty() {
-                    r["shortNames"] = json!(inf.short_names);
+                let (short_names, categories) = (s.short_names(), s.categories());
+                if !short_names.is_empty() {
+                    r["shortNames"] = json!(short_names);
                 }
-                if !inf.categories.is_empty() {
-                    r["categories"] = json!(inf.categories);
+                if !categories.is_empty() {
+                    r["categories"] = json!(categories);
                 }
                 if !subs.is_empty() {
                     r["subresources"] = json!(subs);

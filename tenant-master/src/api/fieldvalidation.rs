@@ -251,6 +251,38 @@ pub fn check_body(headers: &HeaderMap, body: &[u8], obj: &mut Value, api_version
     outcome(directive, findings, |m| ApiError::bad_request(format!("{k} in version \"{version}\" cannot be handled as a {k}: {m}")))
 }
 
+/// As [`check_body`] for a resource's strategy: custom resources drop and report what their
+/// own schema does not know (pruning), built-in kinds go by the built-in schema.
+pub fn check_body_for(s: &dyn crate::registry::Strategy, headers: &HeaderMap, body: &[u8], obj: &mut Value, directive: Directive) -> Result<Vec<String>, ApiError> {
+    let inf = s.info();
+    let Some(pruned) = s.prune_unknown(obj) else {
+        return check_body(headers, body, obj, &inf.api_version(), &inf.kind, directive);
+    };
+    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let json = matches!(ct.split(';').next().unwrap_or("").trim(), "application/json" | "" | "*/*");
+    let mut findings = if json && directive != Directive::Ignore { scan_json(body, None) } else { Vec::new() };
+    findings.extend(pruned.into_iter().map(|p| format!("unknown field \"{p}\"")));
+    let kind = &inf.kind;
+    let version = &inf.version;
+    outcome(directive, findings, |m| ApiError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {m}")))
+}
+
+/// As [`check_patched`] for a resource's strategy (see [`check_body_for`]).
+pub fn check_patched_for(s: &dyn crate::registry::Strategy, patch_body: Option<&[u8]>, patched: &mut Value, directive: Directive) -> Result<Vec<String>, ApiError> {
+    let Some(pruned) = s.prune_unknown(patched) else {
+        return check_patched(patch_body, patched, directive);
+    };
+    let mut findings = match (directive, patch_body) {
+        (Directive::Ignore, _) | (_, None) => Vec::new(),
+        (_, Some(b)) => scan_json(b, None),
+    };
+    findings.extend(pruned.into_iter().map(|p| format!("unknown field \"{p}\"")));
+    outcome(directive, findings, |m| {
+        let js = serde_json::to_string(&*patched).unwrap_or_default();
+        ApiError::invalid("", "", "", &[super::status::FieldError::invalid("patch", js, m)])
+    })
+}
+
 /// Validates the fields of a patched object: duplicates in a merge or strategic patch body,
 /// then unknown fields of the result (dropped from `patched`). Fails under `Strict` with
 /// upstream's 422 on the field `patch`.

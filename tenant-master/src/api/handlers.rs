@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::fieldvalidation::{check_body, check_patched, with_warnings, Directive};
+use super::fieldvalidation::{check_body_for, check_patched_for, with_warnings, Directive};
 use super::patch::{apply_patch, PatchType};
 use super::request::{decode_body, negotiate, Output, Query, Target};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -16,7 +16,6 @@ use super::status::{ApiError, ApiResult};
 use super::table::{self, Include};
 use super::ApiState;
 use crate::meta;
-use crate::registry::scale;
 use crate::registry::store::{DeleteOpts, Deleted, ListOpts, Part, WriteOpts};
 use crate::registry::Strategy;
 
@@ -126,9 +125,14 @@ fn delete_opts(q: &Query, body: &[u8]) -> ApiResult<DeleteOpts> {
 
 /// Handles one resource request.
 pub async fn handle(st: &ApiState, method: &Method, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> Response {
-    match handle_inner(st, method, t, q, headers, body).await {
+    let resp = match handle_inner(st, method, t, q, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    // Requests to a deprecated version of a custom resource are told so, as upstream does.
+    match st.store.registry.lookup(&t.group, &t.version, &t.resource).and_then(|s| s.deprecation_warning()) {
+        Some(w) => with_warnings(resp, &[w]),
+        None => resp,
     }
 }
 
@@ -163,7 +167,7 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 let mut obj = decode_body(headers, &body)?;
                 let mut wo = write_opts(q)?;
                 wo.field_manager = default_manager(headers, q);
-                let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
+                let warnings = check_body_for(sd, headers, &body, &mut obj, Directive::parse(q.get("fieldValidation"))?)?;
                 let created = store.create(sd, ns, obj, &wo).await?;
                 Ok(with_warnings(render_object(sd, &created, out, q, StatusCode::CREATED), &warnings))
             }
@@ -172,14 +176,14 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 let d = delete_opts(q, &body)?;
                 let items = store.delete_collection(sd, ns, &lo, &d).await?;
                 let list = json!({
-                    "kind": format!("{}List", inf.kind),
+                    "kind": s.list_kind(),
                     "apiVersion": inf.api_version(),
                     "metadata": {},
                     "items": items,
                 });
                 Ok(json_response(StatusCode::OK, &list))
             }
-            _ => Err(ApiError::method_not_supported(inf.plural, method.as_str())),
+            _ => Err(ApiError::method_not_supported(&inf.plural, method.as_str())),
         };
     }
 
@@ -192,18 +196,18 @@ async fn handle_inner(st: &ApiState, method: &Method, t: &Target, q: &Query, hea
                 return super::watch::serve(st.clone(), s.clone(), ns.to_string(), q2, out).await;
             }
             let obj = match q.get("resourceVersion") {
-                Some("0") => store.get_cached(sd, ns, name).ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?,
+                Some("0") => store.get_cached(sd, ns, name).ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?,
                 _ => store.get(sd, ns, name).await?,
             };
             if let Output::Json = out {
                 // The cached serialized form, as LIST serves it: no re-encoding per GET.
-                return Ok(raw_response(StatusCode::OK, obj.raw.clone()));
+                return Ok(raw_response(StatusCode::OK, s.served_bytes(&obj).unwrap_or_else(|| obj.raw.clone())));
             }
             Ok(render_object(sd, &obj.value(), out, q, StatusCode::OK))
         }
         ("", Method::PUT) | ("status", Method::PUT) | ("finalize", Method::PUT) => {
             let mut obj = decode_body(headers, &body)?;
-            let warnings = check_body(headers, &body, &mut obj, &inf.api_version(), inf.kind, Directive::parse(q.get("fieldValidation"))?)?;
+            let warnings = check_body_for(sd, headers, &body, &mut obj, Directive::parse(q.get("fieldValidation"))?)?;
             let mut wo = write_opts(q)?;
             wo.field_manager = default_manager(headers, q);
             let part = if t.subresource == "status" { Part::Status } else { Part::Main };
@@ -296,21 +300,21 @@ pub async fn patch(
     q: &Query,
 ) -> ApiResult<(Value, Vec<String>)> {
     let inf = s.info();
-    let builtin = true;
+    let builtin = s.strategic_merge();
     let directive = Directive::parse(q.get("fieldValidation"))?;
     let mut warnings = Vec::new();
     let mut pinned = false;
     let res = st
         .store
         .guaranteed_update(s, ns, name, part, wo, false, |cur| {
-            let cur = cur.ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?;
+            let cur = cur.ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?;
             let mut patched = apply_patch(typ, cur, body, builtin)?;
             let dup_source = if typ == PatchType::Json { None } else { Some(body) };
-            warnings = check_patched(dup_source, &mut patched, directive)?;
+            warnings = check_patched_for(s, dup_source, &mut patched, directive)?;
             let prv = meta::resource_version(&patched);
             if !prv.is_empty() && prv != meta::resource_version(cur) {
                 pinned = true;
-                return Err(ApiError::stale(inf.group, inf.plural, name));
+                return Err(ApiError::stale(&inf.group, &inf.plural, name));
             }
             if meta::name(&patched) != name {
                 return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta::name(&patched))));
@@ -333,13 +337,13 @@ async fn scale_handler(
     body: &[u8],
     q: &Query,
 ) -> ApiResult<Response> {
-    let paths = s.scale().ok_or_else(ApiError::not_found_path)?;
+    let paths = s.scale_mapping().ok_or_else(ApiError::not_found_path)?;
     let inf = s.info();
     let store = &st.store;
     match m {
         Method::GET => {
             let o = store.get(s, ns, name).await?;
-            Ok(json_response(StatusCode::OK, &scale::to_scale(&o.value(), paths)))
+            Ok(json_response(StatusCode::OK, &paths.to_scale(&o.value())))
         }
         Method::PUT | Method::PATCH => {
             let mut wo = write_opts(q)?;
@@ -350,14 +354,14 @@ async fn scale_handler(
                 let force = super::apply::patch_options(t == PatchType::Apply, q)?;
                 if t == PatchType::Apply {
                     let res = super::apply::apply_scale(store, s, ns, name, headers, body, &wo, force).await?;
-                    return Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)));
+                    return Ok(json_response(StatusCode::OK, &paths.to_scale(&res)));
                 }
             }
             let put_body = if typ.is_none() { Some(decode_body(headers, body)?) } else { None };
             let res = store
                 .guaranteed_update(s, ns, name, Part::Main, &wo, false, |cur| {
-                    let cur = cur.ok_or_else(|| ApiError::not_found(inf.group, inf.plural, name))?;
-                    let current_scale = scale::to_scale(cur, paths);
+                    let cur = cur.ok_or_else(|| ApiError::not_found(&inf.group, &inf.plural, name))?;
+                    let current_scale = paths.to_scale(cur);
                     let new_scale = match (&typ, &put_body) {
                         (Some(t), _) => apply_patch(*t, &current_scale, body, true)?,
                         (None, Some(b)) => b.clone(),
@@ -365,18 +369,18 @@ async fn scale_handler(
                     };
                     let rv = meta::resource_version(&new_scale);
                     if !rv.is_empty() && rv != meta::resource_version(cur) {
-                        return Err(ApiError::stale(inf.group, inf.plural, name));
+                        return Err(ApiError::stale(&inf.group, &inf.plural, name));
                     }
                     let replicas = new_scale["spec"]["replicas"].as_i64().unwrap_or(0);
                     if replicas < 0 {
                         return Err(ApiError::invalid("autoscaling", "Scale", name, &[super::status::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")]));
                     }
                     let mut n = cur.clone();
-                    n["spec"]["replicas"] = json!(replicas);
+                    paths.set_replicas(&mut n, replicas);
                     Ok(n)
                 })
                 .await?;
-            Ok(json_response(StatusCode::OK, &scale::to_scale(&res, paths)))
+            Ok(json_response(StatusCode::OK, &paths.to_scale(&res)))
         }
         _ => Err(ApiError::method_not_supported(&format!("{}/scale", inf.plural), m.as_str())),
     }
@@ -395,7 +399,7 @@ fn render_list(s: &dyn Strategy, page: crate::registry::store::ListPage, out: Ou
     match out {
         Output::Json => {
             // Items are concatenated from their cached serialized form: no re-encoding.
-            let head = json!({"kind": format!("{}List", inf.kind), "apiVersion": inf.api_version(), "metadata": list_meta});
+            let head = json!({"kind": s.list_kind(), "apiVersion": inf.api_version(), "metadata": list_meta});
             let mut buf = serde_json::to_vec(&head).unwrap_or_default();
             buf.pop();
             buf.extend_from_slice(b",\"items\":[");
@@ -403,7 +407,10 @@ fn render_list(s: &dyn Strategy, page: crate::registry::store::ListPage, out: Ou
                 if i > 0 {
                     buf.push(b',');
                 }
-                buf.extend_from_slice(&it.raw);
+                match s.served_bytes(it) {
+                    Some(b) => buf.extend_from_slice(&b),
+                    None => buf.extend_from_slice(&it.raw),
+                }
             }
             buf.extend_from_slice(b"]}");
             raw_response(StatusCode::OK, buf)

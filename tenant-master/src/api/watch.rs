@@ -37,7 +37,10 @@ impl Encoder {
         buf.extend_from_slice(typ.as_bytes());
         buf.extend_from_slice(b"\",\"object\":");
         match self.out {
-            Output::Json => buf.extend_from_slice(&obj.raw),
+            Output::Json => match self.s.served_bytes(obj) {
+                Some(b) => buf.extend_from_slice(&b),
+                None => buf.extend_from_slice(&obj.raw),
+            },
             Output::Table(av) => {
                 let v = obj.value();
                 let mut t = table::table(self.s.as_ref(), &[v.clone()], self.include, json!({"resourceVersion": v["metadata"]["resourceVersion"]}), self.first);
@@ -185,6 +188,10 @@ pub async fn serve(st: ApiState, s: Arc<dyn Strategy>, ns: String, q: Query, out
                         }
                     }
                 }
+            }
+            if cache.is_closed() {
+                // The resource is no longer served (its CustomResourceDefinition went away).
+                return;
             }
             tokio::select! {
                 r = notify.changed() => { if r.is_err() { return; } }

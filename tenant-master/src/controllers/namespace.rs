@@ -39,9 +39,12 @@ async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ApiError> {
 /// Deletes the namespace's content; true once it is empty and the finalizer is removed.
 async fn finalize(store: &Store, ns: &str) -> Result<bool, crate::api::status::ApiError> {
     let mut remaining = 0;
+    // The registry as it is now, custom resources included; several versions of one resource
+    // share their objects, so each is deleted through one of them.
+    let mut seen = std::collections::HashSet::new();
     for s in store.registry.all() {
         let inf = s.info();
-        if !inf.namespaced {
+        if !inf.namespaced || !seen.insert(inf.id()) {
             continue;
         }
         let items = store.delete_collection(s.as_ref(), ns, &ListOpts::default(), &DeleteOpts::default()).await?;
@@ -50,8 +53,9 @@ async fn finalize(store: &Store, ns: &str) -> Result<bool, crate::api::status::A
     if remaining > 0 {
         // Deleted objects with finalizers or grace periods are still there; check again.
         let mut left = 0;
+        let mut seen = std::collections::HashSet::new();
         for s in store.registry.all() {
-            if s.info().namespaced {
+            if s.info().namespaced && seen.insert(s.info().id()) {
                 left += store.list(s.as_ref(), ns, &ListOpts::default()).await?.items.len();
             }
         }

@@ -55,8 +55,8 @@ fn counted_resources(ctx: &Ctx) -> Vec<(Res, Evaluator)> {
         if !inf.namespaced || !seen.insert(inf.id()) {
             continue;
         }
-        if let Some(ev) = Evaluator::for_resource(inf.group, inf.plural) {
-            out.push((Res::new(inf.group, inf.version, inf.plural), ev));
+        if let (Some(ev), Some(r)) = (Evaluator::for_resource(&inf.group, &inf.plural), Res::of(inf)) {
+            out.push((r, ev));
         }
     }
     out

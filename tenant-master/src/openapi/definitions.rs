@@ -73,6 +73,7 @@ const KINDS: &[KindType] = {
         policy::v1::PodDisruptionBudget, policy::v1::Eviction, scheduling::v1::PriorityClass,
         autoscaling::v2::HorizontalPodAutoscaler, autoscaling::v1::HorizontalPodAutoscaler, autoscaling::v1::Scale,
         authentication::v1::TokenRequest,
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     ]
 };
 
@@ -108,6 +109,11 @@ fn is_optional(up: &Upstream, msg: usize, json: &str) -> bool {
 pub struct Names(HashMap<(String, String, String), String>);
 
 impl Names {
+    /// Records where a kind's definition is.
+    pub fn insert(&mut self, group: &str, version: &str, kind: &str, definition: String) {
+        self.0.insert((group.to_string(), version.to_string(), kind.to_string()), definition);
+    }
+
     /// The definition name of a kind, e.g. `io.k8s.api.apps.v1.Deployment`.
     pub fn kind(&self, group: &str, version: &str, kind: &str) -> Option<String> {
         self.0.get(&(group.to_string(), version.to_string(), kind.to_string())).cloned()
@@ -147,7 +153,7 @@ pub fn served_kinds(reg: &Registry) -> Vec<Gvk> {
                 out.push(g)
             }
         };
-        add(Gvk::new(inf.group, inf.version, inf.kind));
+        add(Gvk::new(&inf.group, &inf.version, &inf.kind));
         for sub in inf.subresources {
             let (k, g, v, _) = subresource_kind(inf, sub);
             add(Gvk::new(g, v, k));
@@ -234,7 +240,7 @@ fn special_forms(def: &Value, special: Special) -> Option<(Value, Value)> {
 }
 
 /// The `<Kind>List` definition of a kind (k8s-openapi has no schema for its generic list).
-fn list_definition(kind_def: &str, kind: &Value, gvk: &Gvk, plural: &str, docs: Option<&[String; 2]>) -> Value {
+pub(super) fn list_definition(kind_def: &str, kind: &Value, gvk: &Gvk, plural: &str, docs: Option<&[String; 2]>) -> Value {
     let prop = |p: &str| kind.pointer(&format!("/properties/{p}")).cloned().unwrap_or_else(|| json!({"type": "string"}));
     let (description, items) = match docs {
         Some([d, i]) => (d.clone(), i.clone()),
@@ -322,9 +328,9 @@ pub fn build(reg: &Registry) -> Definitions {
     let lists: HashMap<String, &[String; 2]> = up.lists.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     for s in reg.all() {
         let inf = s.info();
-        let Some(name) = names.kind(inf.group, inf.version, inf.kind) else { continue };
+        let Some(name) = names.kind(&inf.group, &inf.version, &inf.kind) else { continue };
         let docs = lists.get(&format!("{}list", message_key(&name))).copied();
-        let list = list_definition(&name, &defs[&name], &Gvk::new(inf.group, inf.version, inf.kind), inf.plural, docs);
+        let list = list_definition(&name, &defs[&name], &Gvk::new(&inf.group, &inf.version, &inf.kind), &inf.plural, docs);
         defs.insert(format!("{name}List"), list);
     }
 

@@ -9,10 +9,12 @@
 //!
 //! The documents are derived from k8s-openapi's schemars schemas and the markers of
 //! [`crate::schema`] ([`definitions`]), and from the registry's resources ([`paths`]).
-//! They depend only on the registry, which is the built-in one for every tenant, so each is
-//! built on its first request (off the async workers), kept process-wide gzip-compressed and
-//! served with an ETag (a SHA-512 of the JSON, as upstream) and `304 Not Modified`.
+//! The built-in documents are the same for every tenant, so each is built on its first request
+//! (off the async workers), kept process-wide gzip-compressed and served with an ETag (a SHA-512
+//! of the JSON, as upstream) and `304 Not Modified`. A tenant serving custom resources gets
+//! their documents on top ([`custom`]).
 
+pub mod custom;
 mod definitions;
 mod model;
 mod params;
@@ -24,7 +26,7 @@ mod v3;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -90,6 +92,7 @@ fn server_relative_url(key: &str, etag: &str) -> String {
 /// One document as served: gzip-compressed (the documents are megabytes of repetitive JSON;
 /// kubectl and client-go accept gzip, others get it inflated per request) and its ETag, the
 /// hash of the uncompressed bytes.
+#[derive(Clone)]
 pub struct Served {
     gzip: Bytes,
     pub etag: String,
@@ -157,13 +160,13 @@ fn release_freed_memory() {
     }
 }
 
-async fn v2_docs(reg: Arc<Registry>) -> Option<&'static V2Docs> {
+async fn v2_docs() -> Option<&'static V2Docs> {
     if let Some(d) = V2_DOCS.get() {
         return Some(d);
     }
     off_workers(move || {
         V2_DOCS.get_or_init(|| {
-            let json = v2_json(&spec(&reg));
+            let json = v2_json(&spec(&Registry::builtin()));
             let d = V2Docs { json: Served::new(json), proto: OnceLock::new(), modified: http_date(chrono::Utc::now()) };
             release_freed_memory();
             d
@@ -186,13 +189,13 @@ async fn v2_proto_doc(d: &'static V2Docs) -> Option<&'static Served> {
     .await
 }
 
-async fn v3_docs(reg: Arc<Registry>) -> Option<&'static V3Docs> {
+async fn v3_docs() -> Option<&'static V3Docs> {
     if let Some(d) = V3_DOCS.get() {
         return Some(d);
     }
     off_workers(move || {
         V3_DOCS.get_or_init(|| {
-            let docs: BTreeMap<String, Served> = v3_json(&spec(&reg)).into_iter().map(|(k, v)| (k, Served::new(v))).collect();
+            let docs: BTreeMap<String, Served> = v3_json(&spec(&Registry::builtin())).into_iter().map(|(k, v)| (k, Served::new(v))).collect();
             let index = Served::new(v3_index(&docs));
             release_freed_memory();
             V3Docs { index, docs, modified: http_date(chrono::Utc::now()) }
@@ -294,12 +297,18 @@ pub async fn serve(st: &ApiState, method: &Method, path: &str, q: &Query, header
         return ApiError::method_not_supported("", method.as_str()).into_response();
     }
     let reg = st.store.registry.clone();
+    let tenant = custom::docs(&st.store.openapi, reg).await;
     let path = path.trim_end_matches('/');
     if path == "/openapi/v2" {
         let Some(ct) = negotiate(headers, &["application/json", V2_PROTO_OLD, V2_PROTO]) else {
             return StatusCode::NOT_ACCEPTABLE.into_response();
         };
-        let Some(d) = v2_docs(reg).await else { return unavailable() };
+        if let Some(t) = tenant {
+            let Some(doc) = custom::v2(t.clone(), ct != "application/json").await else { return unavailable() };
+            let ct = if ct == "application/json" { ct } else { V2_PROTO };
+            return document(headers, ct, &doc, &t.modified, &[]);
+        }
+        let Some(d) = v2_docs().await else { return unavailable() };
         if ct == "application/json" {
             return document(headers, ct, &d.json, &d.modified, &[]);
         }
@@ -311,12 +320,15 @@ pub async fn serve(st: &ApiState, method: &Method, path: &str, q: &Query, header
     let Some(rest) = path.strip_prefix("/openapi/v3") else {
         return ApiError::not_found_path().into_response();
     };
-    let Some(d) = v3_docs(reg).await else { return unavailable() };
+    let Some(d) = v3_docs().await else { return unavailable() };
     let key = rest.trim_start_matches('/');
     if key.is_empty() {
+        if let Some(t) = &tenant {
+            return document(headers, "application/json", &t.index, &t.modified, &[]);
+        }
         return document(headers, "application/json", &d.index, &d.modified, &[]);
     }
-    let Some(doc) = d.docs.get(key) else {
+    let Some(doc) = tenant.as_ref().and_then(|t| t.v3.get(key)).or_else(|| d.docs.get(key)) else {
         return ApiError::not_found_path().into_response();
     };
     if negotiate(headers, &["application/json"]).is_none() {

@@ -16,6 +16,8 @@ const CONSUMES_ANY: &[&str] = &["*/*"];
 /// Media types of PATCH bodies.
 const CONSUMES_PATCH: &[&str] =
     &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"];
+/// Media types of PATCH bodies of kinds without strategic merge patch (custom resources).
+const CONSUMES_PATCH_NO_SMP: &[&str] = &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
 /// What the server answers objects with.
 const PRODUCES: &[&str] = &["application/json"];
 /// What the server answers lists and watches with.
@@ -30,7 +32,7 @@ pub fn group_camel(group: &str) -> String {
     group.trim_end_matches(".k8s.io").split('.').map(upper_first).collect()
 }
 
-fn upper_first(s: &str) -> String {
+pub(super) fn upper_first(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
@@ -77,19 +79,19 @@ fn body(def: &str, required: bool, patch: bool) -> Option<Body> {
 }
 
 /// Adds the paths of one resource (and its subresources) to `out`.
-fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, PathItem>) {
+pub(super) fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, PathItem>) {
     let inf: &ResourceInfo = s.info();
-    let Some(def) = names.kind(inf.group, inf.version, inf.kind) else {
-        tracing::warn!(kind = inf.kind, group = inf.group, "no OpenAPI definition for served kind; its paths are left out");
+    let Some(def) = names.kind(&inf.group, &inf.version, &inf.kind) else {
+        tracing::warn!(kind = %inf.kind, group = %inf.group, "no OpenAPI definition for served kind; its paths are left out");
         return;
     };
     let list_def = format!("{def}List");
-    let gvk = Gvk::new(inf.group, inf.version, inf.kind);
-    let tag = tag(inf.group, inf.version);
-    let gv = format!("{}{}", group_camel(inf.group), upper_first(inf.version));
+    let gvk = Gvk::new(&inf.group, &inf.version, &inf.kind);
+    let tag = tag(&inf.group, &inf.version);
+    let gv = format!("{}{}", group_camel(&inf.group), upper_first(&inf.version));
     let base = if inf.group.is_empty() { format!("/api/{}", inf.version) } else { format!("/apis/{}/{}", inf.group, inf.version) };
     let (ns, ns_word) = if inf.namespaced { ("/namespaces/{namespace}", "Namespaced") } else { ("", "") };
-    let kind = inf.kind;
+    let kind: &str = &inf.kind;
     let ns_params = |extra: Vec<Param>| -> Vec<Param> {
         let mut p = extra;
         if inf.namespaced {
@@ -130,7 +132,7 @@ fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, Pa
     let mut patch = op(Method::Patch, format!("patch{gv}{ns_word}{kind}"), format!("partially update the specified {kind}"), &tag, "patch", &gvk);
     patch.params = params::patch();
     patch.body = body(definitions::PATCH, true, true);
-    patch.consumes = CONSUMES_PATCH;
+    patch.consumes = if s.strategic_merge() { CONSUMES_PATCH } else { CONSUMES_PATCH_NO_SMP };
     patch.responses = responses(&def, &[200, 201]);
     let item = format!("{coll}/{{name}}");
     out.insert(item.clone(), PathItem { path: item.clone(), params: ns_params(vec![params::name(kind)]), operations: vec![read, replace, delete, patch] });
@@ -170,7 +172,7 @@ fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, Pa
                 let mut pa = op(Method::Patch, format!("patch{gv}{ns_word}{kind}{camel}"), format!("partially update {sub} of the specified {kind}"), &tag, "patch", &sub_gvk);
                 pa.params = params::patch();
                 pa.body = body(definitions::PATCH, true, true);
-                pa.consumes = CONSUMES_PATCH;
+                pa.consumes = if s.strategic_merge() { CONSUMES_PATCH } else { CONSUMES_PATCH_NO_SMP };
                 pa.responses = responses(&sub_def, &[200, 201]);
                 vec![r, p, pa]
             }
@@ -215,7 +217,7 @@ fn resource_paths(s: &dyn Strategy, names: &Names, out: &mut BTreeMap<String, Pa
 }
 
 /// A discovery GET (no action, no kind).
-fn discovery(path: &str, id: String, description: &str, tag: String, def: &str) -> PathItem {
+pub(super) fn discovery(path: &str, id: String, description: &str, tag: String, def: &str) -> PathItem {
     let get = Operation {
         method: Method::Get,
         id,
@@ -242,7 +244,7 @@ pub fn build(reg: &Registry, names: &Names) -> BTreeMap<String, Vec<PathItem>> {
             let base = if group.is_empty() { format!("/api/{v}/") } else { format!("/apis/{group}/{v}/") };
             let id = format!("get{}{}APIResources", group_camel(&group), upper_first(v));
             paths.insert(base.clone(), discovery(&base, id, "get available resources", tag(&group, v), definitions::API_RESOURCE_LIST));
-            for s in reg.all().iter().filter(|s| s.info().group == group && s.info().version == v) {
+            for s in reg.all().iter().filter(|s| s.info().group == group && s.info().version == *v) {
                 resource_paths(s.as_ref(), names, paths);
             }
         }

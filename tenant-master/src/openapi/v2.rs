@@ -57,7 +57,7 @@ fn operation_json(op: &Operation) -> Value {
     o
 }
 
-fn path_json(p: &PathItem) -> Value {
+pub(super) fn path_json(p: &PathItem) -> Value {
     let mut o = Map::new();
     for op in &p.operations {
         o.insert(op.method.as_str().into(), operation_json(op));

@@ -72,3 +72,62 @@ pub fn to_scale(obj: &Value, paths: ScalePaths) -> Value {
         },
     })
 }
+
+/// Where a custom resource keeps what Scale exposes: the CRD version's `subresources.scale`
+/// paths (`.spec.replicas` as `["spec", "replicas"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomScale {
+    pub spec_replicas: Vec<String>,
+    pub status_replicas: Vec<String>,
+    pub label_selector: Option<Vec<String>>,
+}
+
+/// How a resource maps to an `autoscaling/v1` Scale.
+#[derive(Debug, Clone)]
+pub enum ScaleMapping {
+    Builtin(ScalePaths),
+    Custom(CustomScale),
+}
+
+fn at<'a>(obj: &'a Value, path: &[String]) -> &'a Value {
+    path.iter().fold(obj, |v, k| &v[k.as_str()])
+}
+
+impl ScaleMapping {
+    /// The Scale object for `obj`.
+    pub fn to_scale(&self, obj: &Value) -> Value {
+        match self {
+            ScaleMapping::Builtin(p) => to_scale(obj, *p),
+            ScaleMapping::Custom(c) => {
+                // As upstream's scaleFromCustomResource: missing values are 0 and "".
+                let mut s = to_scale(obj, ScalePaths { map_selector: false });
+                s["spec"]["replicas"] = json!(at(obj, &c.spec_replicas).as_i64().unwrap_or(0));
+                s["status"]["replicas"] = json!(at(obj, &c.status_replicas).as_i64().unwrap_or(0));
+                let sel = c.label_selector.as_ref().and_then(|p| at(obj, p).as_str()).unwrap_or("");
+                s["status"]["selector"] = json!(sel);
+                s
+            }
+        }
+    }
+
+    /// The path of the desired replicas in the parent object.
+    pub fn spec_replicas_path(&self) -> Vec<String> {
+        match self {
+            ScaleMapping::Builtin(_) => vec!["spec".into(), "replicas".into()],
+            ScaleMapping::Custom(c) => c.spec_replicas.clone(),
+        }
+    }
+
+    /// Sets the desired replicas of the parent object (creating the path's objects).
+    pub fn set_replicas(&self, obj: &mut Value, replicas: i64) {
+        let path = self.spec_replicas_path();
+        let mut v = obj;
+        for k in &path {
+            if !v.is_object() {
+                *v = json!({});
+            }
+            v = &mut v[k.as_str()];
+        }
+        *v = json!(replicas);
+    }
+}

@@ -92,15 +92,17 @@ pub struct Store {
     pub service_accounts: std::sync::OnceLock<Arc<crate::serviceaccount::Issuer>>,
     /// Quota admission's state (namespace locks, in-flight charges).
     pub quota: crate::admission::resourcequota::QuotaAdmission,
+    /// The OpenAPI documents of this tenant's custom resources.
+    pub openapi: crate::openapi::custom::Cache,
     last_write: AtomicI64,
 }
 
 fn storage_err(e: StorageError, s: &dyn Strategy, name: &str) -> ApiError {
     let inf = s.info();
     match e {
-        StorageError::AlreadyExists => ApiError::already_exists(inf.group, inf.plural, name),
-        StorageError::NotFound => ApiError::not_found(inf.group, inf.plural, name),
-        StorageError::Conflict => ApiError::stale(inf.group, inf.plural, name),
+        StorageError::AlreadyExists => ApiError::already_exists(&inf.group, &inf.plural, name),
+        StorageError::NotFound => ApiError::not_found(&inf.group, &inf.plural, name),
+        StorageError::Conflict => ApiError::stale(&inf.group, &inf.plural, name),
         StorageError::Compacted => ApiError::gone("The resourceVersion for the provided list is too old."),
         StorageError::TooLarge => ApiError::too_large("etcdserver: request is too large"),
         StorageError::Etcd(m) => ApiError::internal(m),
@@ -150,7 +152,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn new(caches: Arc<Caches>, registry: Arc<Registry>, alloc: Allocator) -> Store {
-        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), quota: Default::default(), last_write: AtomicI64::new(0) }
+        Store { caches, registry, alloc, service_accounts: std::sync::OnceLock::new(), quota: Default::default(), openapi: Default::default(), last_write: AtomicI64::new(0) }
     }
 
     fn etcd(&self) -> &Etcd {
@@ -189,7 +191,7 @@ impl Store {
     /// GET of one object, from the cache once it is fresh.
     pub async fn get(&self, s: &dyn Strategy, ns: &str, name: &str) -> ApiResult<Arc<CachedObject>> {
         self.consistent().await?;
-        self.get_cached(s, ns, name).ok_or_else(|| ApiError::not_found(s.info().group, s.info().plural, name))
+        self.get_cached(s, ns, name).ok_or_else(|| ApiError::not_found(&s.info().group, &s.info().plural, name))
     }
 
     /// The cached object as it is now (resourceVersion=0 semantics).
@@ -206,6 +208,7 @@ impl Store {
             Some(st) => {
                 let mut v: Value = serde_json::from_slice(&st.value)
                     .map_err(|e| ApiError::internal(format!("decoding {key}: {e}")))?;
+                s.read_stored(&mut v);
                 meta::set_resource_version(&mut v, st.mod_revision);
                 Ok(Some((v, st.mod_revision)))
             }
@@ -215,7 +218,7 @@ impl Store {
     /// Checks field-selector keys against what the resource supports.
     pub fn check_fields(&self, s: &dyn Strategy, fs: &FieldSelector) -> ApiResult<()> {
         for k in fs.keys() {
-            if k != "metadata.name" && k != "metadata.namespace" && !s.field_names().contains(&k) {
+            if k != "metadata.name" && k != "metadata.namespace" && !s.has_field(k) {
                 return Err(ApiError::bad_request(format!("field label not supported: {k}")));
             }
         }
@@ -316,7 +319,7 @@ impl Store {
                 let rel = kv.key[res_prefix.len()..].to_string();
                 last_key = Some(rel.clone());
                 let Ok(v) = serde_json::from_slice::<Value>(&kv.value) else { continue };
-                let obj = CachedObject::new(rel, v, kv.mod_revision, &cache.fields);
+                let obj = cache.make(rel, v, kv.mod_revision);
                 if Store::matches(&obj, &o.labels, &o.fields) {
                     items.push(Arc::new(obj));
                 }
@@ -401,12 +404,13 @@ impl Store {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::invalid(inf.group, inf.kind, meta::name(obj), &errs))
+            Err(ApiError::invalid(&inf.group, &inf.kind, meta::name(obj), &errs))
         }
     }
 
     fn encode(s: &dyn Strategy, obj: &Value) -> ApiResult<Vec<u8>> {
         let mut v = obj.clone();
+        s.write_stored(&mut v);
         if let Some(md) = v["metadata"].as_object_mut() {
             md.remove("resourceVersion");
             md.remove("selfLink");
@@ -455,7 +459,7 @@ impl Store {
         // finalizers), which no manager owns, as upstream runs its field manager first.
         if !o.managed_by_caller {
             if let Some(m) = &o.field_manager {
-                crate::api::apply::track_update(&mut obj, None, m, o.subresource, inf);
+                crate::api::apply::track_update_typed(&mut obj, None, m, o.subresource, inf, s.apply_type());
             }
         }
         s.prepare_for_create(&mut obj);
@@ -563,14 +567,14 @@ impl Store {
                 match cur {
                     None => {
                         if !s.allow_create_on_update() || part != Part::Main {
-                            return Err(ApiError::not_found(inf.group, inf.plural, name));
+                            return Err(ApiError::not_found(&inf.group, &inf.plural, name));
                         }
                         created = true;
                         Ok(body.clone())
                     }
                     Some(cur) => {
                         if !precondition.is_empty() && precondition != meta::resource_version(cur) {
-                            return Err(ApiError::stale(inf.group, inf.plural, name));
+                            return Err(ApiError::stale(&inf.group, &inf.plural, name));
                         }
                         Ok(body.clone())
                     }
@@ -625,7 +629,7 @@ impl Store {
                             Part::Finalize => "finalize",
                             Part::Main => o.subresource,
                         };
-                        crate::api::apply::track_update(new, Some(&old), m, sub, inf);
+                        crate::api::apply::track_update_typed(new, Some(&old), m, sub, inf, s.apply_type());
                     }
                 }
             };
@@ -680,7 +684,7 @@ impl Store {
                 Err(e) => return Err(storage_err(e, s, name)),
             }
         }
-        Err(ApiError::stale(inf.group, inf.plural, name))
+        Err(ApiError::stale(&inf.group, &inf.plural, name))
     }
 
     /// Keeps what clients cannot change: identity, timestamps, generation, and the half of the
@@ -763,18 +767,18 @@ impl Store {
         let inf = s.info();
         for _ in 0..64 {
             let Some((mut obj, rev)) = self.read_current(s, ns, name).await? else {
-                return Err(ApiError::not_found(inf.group, inf.plural, name));
+                return Err(ApiError::not_found(&inf.group, &inf.plural, name));
             };
             if let Some(uid) = &o.precondition_uid {
                 if uid != meta::uid(&obj) {
-                    return Err(ApiError::conflict(inf.group, inf.plural, name, &format!(
+                    return Err(ApiError::conflict(&inf.group, &inf.plural, name, &format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&obj)
                     )));
                 }
             }
             if let Some(prv) = &o.precondition_rv {
                 if prv != meta::resource_version(&obj) {
-                    return Err(ApiError::conflict(inf.group, inf.plural, name, &format!(
+                    return Err(ApiError::conflict(&inf.group, &inf.plural, name, &format!(
                         "Precondition failed: ResourceVersion in precondition: {prv}, ResourceVersion in object meta: {}",
                         meta::resource_version(&obj)
                     )));
@@ -788,7 +792,7 @@ impl Store {
                 Some("Foreground") => changed |= add_finalizer(&mut obj, "foregroundDeletion"),
                 None | Some("Background") => {}
                 Some(p) => {
-                    return Err(ApiError::invalid(inf.group, inf.kind, name, &[FieldError::not_supported(
+                    return Err(ApiError::invalid(&inf.group, &inf.kind, name, &[FieldError::not_supported(
                         "propagationPolicy", p, &["Foreground", "Background", "Orphan"],
                     )]))
                 }
@@ -804,6 +808,7 @@ impl Store {
                 s.grace_period(&obj, o.grace_period)
             };
             if !deleting {
+                s.prepare_for_delete(&mut obj);
                 let md = meta::metadata_mut(&mut obj);
                 md.insert("deletionTimestamp".into(), json!(meta::in_seconds(grace)));
                 md.insert("deletionGracePeriodSeconds".into(), json!(grace));
@@ -851,11 +856,11 @@ impl Store {
                     return Ok(Deleted::Gone(obj));
                 }
                 Err(StorageError::Conflict) if o.precondition_rv.is_none() => continue,
-                Err(StorageError::NotFound) => return Err(ApiError::not_found(inf.group, inf.plural, name)),
+                Err(StorageError::NotFound) => return Err(ApiError::not_found(&inf.group, &inf.plural, name)),
                 Err(e) => return Err(storage_err(e, s, name)),
             }
         }
-        Err(ApiError::stale(inf.group, inf.plural, name))
+        Err(ApiError::stale(&inf.group, &inf.plural, name))
     }
 
     /// DELETE of every object a LIST with these options returns.

@@ -6,7 +6,9 @@
 //! reached and read newer events out of the shared history when woken, so an idle tenant costs
 //! a few empty maps and a thousand watchers cost a thousand small futures.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,13 @@ use parking_lot::RwLock;
 use serde_json::Value;
 use tokio::sync::watch;
 
-/// Extracts the selectable fields (`spec.nodeName`, `status.phase`, ...) of one object.
-pub type FieldFn = Arc<dyn Fn(&Value) -> Vec<(&'static str, String)> + Send + Sync>;
+/// Extracts the selectable fields (`spec.nodeName`, `status.phase`, ...) of one object. Names
+/// are static for built-in resources and owned for custom resources' `selectableFields`.
+pub type FieldFn = Arc<dyn Fn(&Value) -> Vec<(Cow<'static, str>, String)> + Send + Sync>;
+
+/// Adjusts an object as read from storage before it is cached (custom resources: the
+/// defaults of their schema, applied on every read as upstream's storage decoder does).
+pub type DecodeFn = Arc<dyn Fn(&mut Value) + Send + Sync>;
 
 /// One object as held by the cache: its serialized form plus what selectors need.
 #[derive(Debug)]
@@ -29,7 +36,7 @@ pub struct CachedObject {
     /// JSON with `metadata.resourceVersion` set: what LIST and WATCH send.
     pub raw: Bytes,
     pub labels: BTreeMap<String, String>,
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(Cow<'static, str>, String)>,
     value: OnceLock<Arc<Value>>,
 }
 
@@ -122,11 +129,21 @@ pub enum Since {
     TooOld { oldest: i64 },
 }
 
+/// How a resource's objects are decoded into the cache: the selectable fields and an optional
+/// adjustment of each object as read.
+struct Codec {
+    fields: FieldFn,
+    decode: Option<DecodeFn>,
+}
+
 /// The in-memory copy of one resource.
 pub struct ResourceCache {
     state: RwLock<State>,
     notify: watch::Sender<i64>,
-    pub fields: FieldFn,
+    codec: RwLock<Codec>,
+    /// Set once the resource is no longer served (its CustomResourceDefinition is gone):
+    /// watchers end and controllers drop it.
+    closed: AtomicBool,
 }
 
 impl ResourceCache {
@@ -139,8 +156,55 @@ impl ResourceCache {
                 last_rv: start_rv,
             }),
             notify: watch::channel(start_rv).0,
-            fields,
+            codec: RwLock::new(Codec { fields, decode: None }),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// The selectable-field extractor of this resource.
+    pub fn fields(&self) -> FieldFn {
+        self.codec.read().fields.clone()
+    }
+
+    /// A cached object from a value read from storage: decoded and its fields extracted.
+    pub fn make(&self, key: String, mut value: Value, rv: i64) -> CachedObject {
+        let (decode, fields) = {
+            let c = self.codec.read();
+            (c.decode.clone(), c.fields.clone())
+        };
+        if let Some(d) = decode {
+            d(&mut value);
+        }
+        CachedObject::new(key, value, rv, &fields)
+    }
+
+    /// Changes how objects are decoded (a CustomResourceDefinition was added or changed) and
+    /// decodes the current objects again. History keeps the events as they were.
+    pub fn set_codec(&self, fields: FieldFn, decode: Option<DecodeFn>) {
+        *self.codec.write() = Codec { fields: fields.clone(), decode: decode.clone() };
+        let mut st = self.state.write();
+        let keys: Vec<String> = st.items.keys().cloned().collect();
+        for k in keys {
+            let Some(old) = st.items.get(&k).cloned() else { continue };
+            let mut v = (*old.value()).clone();
+            if let Some(d) = &decode {
+                d(&mut v);
+            }
+            let o = CachedObject::new(k.clone(), v, old.rv, &fields).shrink();
+            st.items.insert(k, Arc::new(o));
+        }
+    }
+
+    /// Marks the resource as no longer served and wakes everyone watching it.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let rv = *self.notify.borrow();
+        self.notify.send_replace(rv);
+    }
+
+    /// Whether [`ResourceCache::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Loads the initial state without recording history.
@@ -166,7 +230,7 @@ impl ResourceCache {
             }
             None => {
                 let prev = st.items.remove(key)?;
-                let object = Arc::new(prev.at_revision(rv, &self.fields));
+                let object = Arc::new(prev.at_revision(rv, &self.fields()));
                 CacheEvent { typ: EventType::Deleted, rv, object, prev: Some(prev), at: Instant::now() }
             }
         };

@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::cache::{CachedObject, FieldFn, ResourceCache};
+use super::cache::{CachedObject, DecodeFn, FieldFn, ResourceCache};
 use super::etcd::{Etcd, StorageError};
 
 /// Routes etcd keys to resource caches and tracks the revision every cache has reached.
@@ -23,6 +23,7 @@ pub struct Caches {
     etcd: Etcd,
     resources: RwLock<HashMap<String, Arc<ResourceCache>>>,
     field_fns: RwLock<HashMap<String, FieldFn>>,
+    decoders: RwLock<HashMap<String, Option<DecodeFn>>>,
     /// The revision up to which every event of the prefix has been applied.
     rev: watch::Sender<i64>,
     /// Asks the watch loop to request a progress notification from etcd (on demand only, so
@@ -49,6 +50,7 @@ impl Caches {
             etcd,
             resources: RwLock::new(HashMap::new()),
             field_fns: RwLock::new(field_fns),
+            decoders: RwLock::new(HashMap::new()),
             rev: watch::channel(0).0,
             progress_wanted: tokio::sync::Notify::new(),
         });
@@ -58,9 +60,24 @@ impl Caches {
         Ok(caches)
     }
 
-    /// Registers the field extractor for a resource added after start (custom resources).
-    pub fn register_fields(&self, resource_id: &str, f: FieldFn) {
-        self.field_fns.write().insert(resource_id.to_string(), f);
+    /// Registers how a resource added after start (a custom resource) is decoded: its
+    /// selectable fields and the adjustment of each object read (schema defaults). Objects
+    /// already cached are decoded again.
+    pub fn register_codec(&self, resource_id: &str, fields: FieldFn, decode: Option<DecodeFn>) {
+        self.field_fns.write().insert(resource_id.to_string(), fields.clone());
+        self.decoders.write().insert(resource_id.to_string(), decode.clone());
+        self.resource(resource_id).set_codec(fields, decode);
+    }
+
+    /// Forgets a resource that is no longer served (its CustomResourceDefinition is gone):
+    /// its cache is closed (watchers end, controllers drop it) and freed once unused; objects
+    /// that appear under its keys later get a fresh cache.
+    pub fn remove(&self, resource_id: &str) {
+        self.field_fns.write().remove(resource_id);
+        self.decoders.write().remove(resource_id);
+        if let Some(c) = self.resources.write().remove(resource_id) {
+            c.close();
+        }
     }
 
     /// The cache of `<group>/<resource>`, created empty on first use.
@@ -69,11 +86,18 @@ impl Caches {
             return c.clone();
         }
         let f = self.field_fns.read().get(id).cloned().unwrap_or_else(metadata_fields);
+        let d = self.decoders.read().get(id).cloned().flatten();
         let start = *self.rev.borrow();
         self.resources
             .write()
             .entry(id.to_string())
-            .or_insert_with(|| Arc::new(ResourceCache::new(f, start)))
+            .or_insert_with(|| {
+                let c = ResourceCache::new(f, start);
+                if d.is_some() {
+                    c.set_codec(c.fields(), d);
+                }
+                Arc::new(c)
+            })
             .clone()
     }
 
@@ -107,8 +131,7 @@ impl Caches {
 
     fn decode(&self, id: &str, rest: &str, value: &[u8], rv: i64) -> Option<CachedObject> {
         let v: Value = serde_json::from_slice(value).ok()?;
-        let cache = self.resource(id);
-        Some(CachedObject::new(rest.to_string(), v, rv, &cache.fields))
+        Some(self.resource(id).make(rest.to_string(), v, rv))
     }
 
     async fn list_all(&self) -> Result<(HashMap<String, Vec<CachedObject>>, i64), StorageError> {

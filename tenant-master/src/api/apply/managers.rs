@@ -204,7 +204,7 @@ fn strip_set() -> Set {
 /// What one write is, for the bookkeeping.
 pub struct Ctx<'a> {
     /// The type of the object.
-    pub tr: TypeRef,
+    pub tr: TypeRef<'a>,
     /// The apiVersion of the resource written through.
     pub api_version: &'a str,
     /// Fields this endpoint resets (status for the main resource, the rest for /status).

@@ -101,7 +101,7 @@ fn empty_list(v: Option<&Value>) -> bool {
 }
 
 /// Groups the items of a list by path element, in first-seen order, keeping duplicates together.
-fn index_items<'a>(keys: Option<&'static [String]>, v: Option<&'a Value>) -> Vec<(PathElement, Vec<&'a Value>)> {
+fn index_items<'a>(keys: Option<&[String]>, v: Option<&'a Value>) -> Vec<(PathElement, Vec<&'a Value>)> {
     let mut out: Vec<(PathElement, Vec<&Value>)> = Vec::new();
     for item in v.and_then(|v| v.as_array()).into_iter().flatten() {
         let Ok(pe) = list_item_element(keys, item) else { continue };
@@ -353,7 +353,7 @@ mod tests {
     use crate::api::apply::typed::for_kind;
     use serde_json::json;
 
-    fn dep() -> TypeRef {
+    fn dep() -> TypeRef<'static> {
         for_kind("apps/v1", "Deployment")
     }
 

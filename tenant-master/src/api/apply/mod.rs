@@ -52,6 +52,13 @@ fn reset_fields(inf: &ResourceInfo, tr: typed::TypeRef, subresource: &str) -> Se
                     }
                 }
             }
+            if let typed::TypeRef::Custom(typed::Custom::Struct { fields, .. }) = tr {
+                for name in fields.keys() {
+                    if !matches!(name.as_str(), "status" | "apiVersion" | "kind") {
+                        s.insert(&[f(name)]);
+                    }
+                }
+            }
             s.insert(&[f("spec")]);
             s.insert(&[f("metadata")]);
         }
@@ -88,8 +95,14 @@ fn set_managed_fields(obj: &mut Value, managed: &Managed) {
 /// subresource always start from the live object's. An existing object without managedFields
 /// stays untracked until it is applied to.
 pub fn track_update(new: &mut Value, live: Option<&Value>, manager: &str, subresource: &str, inf: &ResourceInfo) {
+    let tr = typed::for_kind(&inf.api_version(), &inf.kind);
+    track_update_typed(new, live, manager, subresource, inf, tr)
+}
+
+/// As [`track_update`], with the type the resource's strategy gives (custom resources have
+/// theirs from the CRD's schema).
+pub fn track_update_typed(new: &mut Value, live: Option<&Value>, manager: &str, subresource: &str, inf: &ResourceInfo, tr: typed::TypeRef) {
     let api_version = inf.api_version();
-    let tr = typed::for_kind(&api_version, inf.kind);
     let live_managed = || {
         live.and_then(managers::entries).map(|e| Managed::decode(e).unwrap_or_default()).unwrap_or_default()
     };
@@ -108,7 +121,7 @@ pub fn track_update(new: &mut Value, live: Option<&Value>, manager: &str, subres
     }
     let base = match live {
         Some(l) => without_managed_fields(l),
-        None => zero::zero_object(&api_version, inf.kind),
+        None => zero::zero_object(&api_version, &inf.kind),
     };
     let ignored = reset_fields(inf, tr, subresource);
     let now = meta::now_rfc3339();
@@ -180,6 +193,7 @@ fn internal(msg: String) -> ApiError {
 /// What an apply needs besides the live object.
 struct ApplyReq<'a> {
     inf: &'a ResourceInfo,
+    tr: typed::TypeRef<'a>,
     config: &'a Value,
     manager: &'a str,
     force: bool,
@@ -201,7 +215,7 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     if !cfg["metadata"]["managedFields"].is_null() {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
-    let tr = typed::for_kind(&api_version, inf.kind);
+    let tr = r.tr;
     let mut errs = Vec::new();
     typed::validate(cfg, tr, &mut Vec::new(), &mut errs);
     if !errs.is_empty() {
@@ -227,7 +241,7 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     // Nothing tracked yet: what is there belongs to "before-first-apply".
     if managed.fields.is_empty() && live.is_some() {
         let id = ManagerId::new(BEFORE_FIRST_APPLY, Operation::Update, &api_version, r.subresource);
-        let empty = zero::zero_object(&api_version, inf.kind);
+        let empty = zero::zero_object(&api_version, &inf.kind);
         managers::update(&mut managed, &empty, &base, &id, &ctx);
     }
     let id = ManagerId::new(r.manager, Operation::Apply, &api_version, r.subresource);
@@ -263,8 +277,8 @@ fn apply_to(live: Option<&Value>, r: &ApplyReq) -> ApiResult<Value> {
     // What the patch handler checks on the result (upstream patcher.applyPatch).
     if live.is_none() && !meta::uid(&result).is_empty() {
         return Err(ApiError::conflict(
-            inf.group,
-            inf.plural,
+            &inf.group,
+            &inf.plural,
             r.name,
             &format!("uid mismatch: the provided object specified uid {}, and no existing object was found", meta::uid(&result)),
         ));
@@ -326,21 +340,21 @@ async fn run_apply(
 ) -> ApiResult<(Value, bool)> {
     let inf = s.info();
     let manager = wo.field_manager.clone().unwrap_or_default();
-    let req = ApplyReq { inf, config, manager: &manager, force, subresource, ns, name };
+    let req = ApplyReq { inf, tr: s.apply_type(), config, manager: &manager, force, subresource, ns, name };
     let mut wo = wo.clone();
     wo.managed_by_caller = true;
     let mut created = false;
     let res = store
         .guaranteed_update(s, ns, name, part, &wo, false, |cur| {
             if cur.is_none() && (part != Part::Main || !subresource.is_empty()) {
-                return Err(ApiError::not_found(inf.group, inf.plural, name));
+                return Err(ApiError::not_found(&inf.group, &inf.plural, name));
             }
             created = cur.is_none();
             let out = apply_to(cur, &req)?;
             if let Some(cur) = cur {
                 let rv = meta::resource_version(&out);
                 if !rv.is_empty() && rv != meta::resource_version(cur) {
-                    return Err(ApiError::stale(inf.group, inf.plural, name));
+                    return Err(ApiError::stale(&inf.group, &inf.plural, name));
                 }
             }
             Ok(out)
@@ -371,7 +385,7 @@ pub async fn apply_patch(
 
 /// The parent configuration an applied `autoscaling/v1` Scale stands for: its `spec.replicas`
 /// at the parent's `spec.replicas`, as upstream's ScaleHandler maps the managed fields.
-fn scale_to_parent(scale: &Value, inf: &ResourceInfo) -> ApiResult<Value> {
+fn scale_to_parent(scale: &Value, inf: &ResourceInfo, replicas_path: &[String]) -> ApiResult<Value> {
     let (av, kind) = (scale["apiVersion"].as_str().unwrap_or(""), scale["kind"].as_str().unwrap_or(""));
     if av != "autoscaling/v1" || kind != "Scale" {
         return Err(ApiError::bad_request(format!("invalid object type: {}", gvk_string(av, kind))));
@@ -390,7 +404,11 @@ fn scale_to_parent(scale: &Value, inf: &ResourceInfo) -> ApiResult<Value> {
     }
     let mut parent = json!({"apiVersion": inf.api_version(), "kind": inf.kind, "metadata": md});
     if let Some(r) = scale["spec"].get("replicas") {
-        parent["spec"] = json!({"replicas": r});
+        let mut v = &mut parent;
+        for k in replicas_path {
+            v = &mut v[k.as_str()];
+        }
+        *v = r.clone();
     }
     Ok(parent)
 }
@@ -408,7 +426,8 @@ pub async fn apply_scale(
     wo: &WriteOpts,
     force: bool,
 ) -> ApiResult<Value> {
-    let parent = scale_to_parent(&decode_config(headers, body)?, s.info())?;
+    let path = s.scale_mapping().map(|m| m.spec_replicas_path()).unwrap_or_default();
+    let parent = scale_to_parent(&decode_config(headers, body)?, s.info(), &path)?;
     Ok(run_apply(store, s, ns, name, Part::Main, wo, &parent, "scale", force).await?.0)
 }
 
@@ -421,7 +440,7 @@ mod tests {
     }
 
     fn req<'a>(inf: &'a ResourceInfo, config: &'a Value, manager: &'a str, force: bool) -> ApplyReq<'a> {
-        ApplyReq { inf, config, manager, force, subresource: "", ns: "default", name: "web" }
+        ApplyReq { inf, tr: typed::for_kind("apps/v1", "Deployment"), config, manager, force, subresource: "", ns: "default", name: "web" }
     }
 
     fn config(replicas: i64) -> Value {

@@ -5,17 +5,41 @@
 //! Built-in kinds take this from [`crate::schema`], mapping the markers the way kube-openapi's
 //! `schemaconv` maps the OpenAPI extensions: `+listType` first, then a `merge` patch strategy
 //! with a merge key (associative by that key) or without one (a set), every other list atomic;
-//! `+mapType`/`+structType=atomic` make maps and structs leaves. Values without a schema (custom
-//! resources, raw JSON fields) use upstream's deduced type: lists atomic, maps granular.
+//! `+mapType`/`+structType=atomic` make maps and structs leaves. Custom resources bring their
+//! own types ([`Custom`], built from a CRD version's schema by `crate::apiextensions`). Values
+//! without a schema (raw JSON fields, unknown fields kept by `x-kubernetes-preserve-unknown-fields`)
+//! use upstream's deduced type: lists atomic, maps granular.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::fieldset::PathElement;
 use crate::schema::{Card, Field, Special, Ty, SCHEMA};
 
+/// A structured-merge type given by an OpenAPI schema (a custom resource), as kube-openapi's
+/// `schemaconv` makes one of a CRD's structural schema.
+#[derive(Clone, Debug)]
+pub enum Custom {
+    /// A scalar (`"string"`, `"numeric"`, `"boolean"`; None: any scalar, as
+    /// `x-kubernetes-int-or-string`), or an atomic list, map or struct: owned as a whole.
+    Leaf(Option<&'static str>),
+    /// An object with declared properties; `preserve_unknown` keeps other keys (deduced type).
+    Struct { fields: BTreeMap<String, Custom>, preserve_unknown: bool },
+    /// An object with arbitrary keys whose values have one type (`additionalProperties`).
+    Map(Box<Custom>),
+    /// An associative list: by key fields (`x-kubernetes-list-type: map`), or a set of scalars
+    /// (`set`, keys None).
+    List { elem: Box<Custom>, keys: Option<Vec<String>> },
+    /// A built-in type (the `metadata` of a resource: ObjectMeta).
+    Builtin(TypeRef<'static>),
+    /// No schema: upstream's deduced type.
+    Deduced,
+}
+
 /// What a value is expected to be.
 #[derive(Clone, Copy, Debug)]
-pub enum TypeRef {
+pub enum TypeRef<'a> {
     /// A message of the built-in schema.
     Message(usize),
     /// The whole value of a field (a list or map for repeated and map fields).
@@ -26,23 +50,39 @@ pub enum TypeRef {
     Scalar,
     /// No schema: upstream's deduced type.
     Deduced,
+    /// A custom type.
+    Custom(&'a Custom),
+}
+
+/// A struct: a message of the built-in schema or a custom struct.
+#[derive(Clone, Copy, Debug)]
+pub enum StructRef<'a> {
+    Message(usize),
+    Custom { fields: &'a BTreeMap<String, Custom>, preserve_unknown: bool },
 }
 
 /// How a value is walked.
 #[derive(Clone, Copy, Debug)]
-pub enum Atom {
+pub enum Atom<'a> {
     /// Owned and replaced as a whole: scalars and atomic lists, maps and structs.
     Leaf,
     /// A struct with declared fields.
-    Struct(usize),
+    Struct(StructRef<'a>),
     /// A map with arbitrary keys whose values have one type.
-    Map(TypeRef),
+    Map(TypeRef<'a>),
     /// An associative list: by key fields, or a set of scalars when `keys` is None.
-    List { elem: TypeRef, keys: Option<&'static [String]> },
+    List { elem: TypeRef<'a>, keys: Option<&'a [String]> },
+}
+
+impl Atom<'_> {
+    /// Whether keys the struct does not declare are errors in an applied configuration.
+    fn closed_struct(&self) -> bool {
+        matches!(self, Atom::Struct(StructRef::Message(_)) | Atom::Struct(StructRef::Custom { preserve_unknown: false, .. }))
+    }
 }
 
 /// The type of a top-level object of a built-in kind, or [`TypeRef::Deduced`].
-pub fn for_kind(api_version: &str, kind: &str) -> TypeRef {
+pub fn for_kind(api_version: &str, kind: &str) -> TypeRef<'static> {
     SCHEMA.kind(api_version, kind).map(TypeRef::Message).unwrap_or(TypeRef::Deduced)
 }
 
@@ -51,8 +91,16 @@ fn is_atomic(v: &Option<String>) -> bool {
 }
 
 /// Resolves a type for the given values (one or two sides; deduced types follow their shape).
-pub fn resolve(tr: TypeRef, values: &[Option<&Value>]) -> Atom {
+pub fn resolve<'a>(tr: TypeRef<'a>, values: &[Option<&Value>]) -> Atom<'a> {
     match tr {
+        TypeRef::Custom(c) => match c {
+            Custom::Leaf(_) => Atom::Leaf,
+            Custom::Struct { fields, preserve_unknown } => Atom::Struct(StructRef::Custom { fields, preserve_unknown: *preserve_unknown }),
+            Custom::Map(e) => Atom::Map(TypeRef::Custom(e)),
+            Custom::List { elem, keys } => Atom::List { elem: TypeRef::Custom(elem), keys: keys.as_deref() },
+            Custom::Builtin(t) => resolve(*t, values),
+            Custom::Deduced => resolve(TypeRef::Deduced, values),
+        },
         TypeRef::Scalar => Atom::Leaf,
         TypeRef::Deduced => {
             let present: Vec<&Value> = values.iter().flatten().copied().filter(|v| !v.is_null()).collect();
@@ -69,7 +117,7 @@ pub fn resolve(tr: TypeRef, values: &[Option<&Value>]) -> Atom {
                     if is_atomic(&msg.markers.struct_type) || is_atomic(&msg.markers.map_type) {
                         Atom::Leaf
                     } else {
-                        Atom::Struct(m)
+                        Atom::Struct(StructRef::Message(m))
                     }
                 }
                 Special::RawJson | Special::OrArray | Special::OrBool | Special::OrStringArray => resolve(TypeRef::Deduced, values),
@@ -113,18 +161,22 @@ pub fn resolve(tr: TypeRef, values: &[Option<&Value>]) -> Atom {
 }
 
 /// The type of a struct field; `None` when the struct does not declare it.
-pub fn struct_field(msg: usize, name: &str) -> Option<TypeRef> {
+pub fn struct_field(msg: usize, name: &str) -> Option<TypeRef<'static>> {
     SCHEMA.field(msg, name).map(TypeRef::Field)
 }
 
 /// The type of the value under `key` of a struct or map atom (deduced for undeclared fields),
 /// and whether the key is a declared struct field.
-pub fn child_type(atom: Atom, key: &str) -> (TypeRef, bool) {
+pub fn child_type<'a>(atom: Atom<'a>, key: &str) -> (TypeRef<'a>, bool) {
     match atom {
-        Atom::Struct(m) => match struct_field(m, key) {
+        Atom::Struct(StructRef::Message(m)) => match struct_field(m, key) {
             Some(t) => (t, true),
             // Type meta is not in the (protobuf-derived) schema: every kind has it.
             None if key == "apiVersion" || key == "kind" => (TypeRef::Scalar, true),
+            None => (TypeRef::Deduced, false),
+        },
+        Atom::Struct(StructRef::Custom { fields, .. }) => match fields.get(key) {
+            Some(c) => (TypeRef::Custom(c), true),
             None => (TypeRef::Deduced, false),
         },
         Atom::Map(elem) => (elem, false),
@@ -138,7 +190,7 @@ fn key_default(name: &str) -> Option<Value> {
 }
 
 /// The path element of one item of an associative list (upstream `listItemToPathElement`).
-pub fn list_item_element(keys: Option<&'static [String]>, item: &Value) -> Result<PathElement, String> {
+pub fn list_item_element(keys: Option<&[String]>, item: &Value) -> Result<PathElement, String> {
     match keys {
         Some(keys) if !keys.is_empty() => {
             let Value::Object(m) = item else {
@@ -183,6 +235,19 @@ pub fn validate(v: &Value, tr: TypeRef, path: &mut Vec<PathElement>, errs: &mut 
         return;
     }
     let at = |path: &Vec<PathElement>, msg: String| format!("{}: {msg}", super::fieldset::path_string(path));
+    if let TypeRef::Custom(Custom::Leaf(Some(kind))) = tr {
+        let ok = match *kind {
+            "string" => v.is_string(),
+            "numeric" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            _ => !v.is_object() && !v.is_array(),
+        };
+        if !ok {
+            let shown = if *kind == "numeric" { "numeric (int or float)" } else { kind };
+            errs.push(at(path, format!("expected {shown}, got {}", kind_of(v))));
+        }
+        return;
+    }
     if let TypeRef::Field(f) | TypeRef::Elem(f) = tr {
         if f.card != Card::Repeated && f.card != Card::Map || matches!(tr, TypeRef::Elem(_)) {
             if let Some(kind) = scalar_kind(f) {
@@ -218,7 +283,7 @@ pub fn validate(v: &Value, tr: TypeRef, path: &mut Vec<PathElement>, errs: &mut 
             for (k, child) in m {
                 let (ct, declared) = child_type(atom, k);
                 path.push(PathElement::Field(k.clone()));
-                if matches!(atom, Atom::Struct(_)) && !declared {
+                if atom.closed_struct() && !declared {
                     errs.push(at(path, "field not declared in schema".into()));
                 } else {
                     validate(child, ct, path, errs);
@@ -271,7 +336,7 @@ mod tests {
         let TypeRef::Message(dep) = for_kind("apps/v1", "Deployment") else { panic!() };
         assert!(matches!(resolve(TypeRef::Message(dep), &[]), Atom::Struct(_)));
         let spec = struct_field(dep, "spec").unwrap();
-        let Atom::Struct(spec_m) = resolve(spec, &[]) else { panic!() };
+        let Atom::Struct(StructRef::Message(spec_m)) = resolve(spec, &[]) else { panic!() };
         // LabelSelector is +structType=atomic.
         assert!(matches!(resolve(struct_field(spec_m, "selector").unwrap(), &[]), Atom::Leaf));
         let pod_spec = SCHEMA.by_name("core.v1.PodSpec").unwrap();

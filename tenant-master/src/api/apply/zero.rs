@@ -85,8 +85,8 @@ mod tests {
     fn every_served_kind_has_a_schema() {
         for s in crate::registry::Registry::builtin().all() {
             let inf = s.info();
-            assert!(SCHEMA.kind(&inf.api_version(), inf.kind).is_some(), "{} {}", inf.api_version(), inf.kind);
-            assert!(zero_object(&inf.api_version(), inf.kind)["metadata"].is_object());
+            assert!(SCHEMA.kind(&inf.api_version(), &inf.kind).is_some(), "{} {}", inf.api_version(), inf.kind);
+            assert!(zero_object(&inf.api_version(), &inf.kind)["metadata"].is_object());
         }
     }
 

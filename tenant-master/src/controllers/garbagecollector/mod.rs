@@ -21,7 +21,7 @@
 pub mod decide;
 pub mod graph;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -30,12 +30,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::runtime::{Action, Change, Controller, Ctx, Res};
+use super::runtime::{Action, Change, Controller, Ctx, Mapper};
 use crate::api::status::{ApiError, ApiResult};
 use crate::meta;
 use crate::registry::store::{DeleteOpts, Part};
 use crate::registry::Strategy;
-use crate::storage::cache::CachedObject;
+use crate::storage::cache::{CachedObject, ResourceCache};
 use decide::{decide, Decision, RefState};
 pub use graph::GcKey;
 use graph::{describe, Effects, Graph, Ident, InvalidRef, ObjMeta, FOREGROUND, ORPHAN};
@@ -47,21 +47,50 @@ pub const NAME: &str = "garbagecollector";
 pub async fn run(ctx: Ctx) {
     let (tx, rx) = mpsc::unbounded_channel();
     let gc = Arc::new(Gc { ctx: ctx.clone(), graph: Mutex::new(Graph::default()), tx });
-    let mut c = Controller::new(NAME, ctx.clone()).keys_from(rx).workers(8);
-    let mut seen = HashSet::new();
-    for s in ctx.store.registry.all() {
-        let inf = s.info();
-        if !seen.insert(inf.id()) {
-            continue;
-        }
-        let (gc, api_version, kind, namespaced) = (gc.clone(), inf.api_version(), inf.kind, inf.namespaced);
-        c = c.watches(Res::of(inf), move |ch| gc.on_change(&api_version, kind, namespaced, ch));
+    let (src_tx, src_rx) = mpsc::unbounded_channel();
+    let mut c = Controller::new(NAME, ctx.clone()).keys_from(rx).sources_from(src_rx).workers(8);
+    let mut watched = HashMap::new();
+    for (cache, map) in new_sources(&gc, &mut watched) {
+        c = c.watches_cache(cache, map);
     }
+    // Resources added later (custom resources) are watched from when they are served.
+    let mut changes = ctx.store.registry.subscribe();
+    let gc2 = gc.clone();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            for src in new_sources(&gc2, &mut watched) {
+                if src_tx.send(src).is_err() {
+                    return;
+                }
+            }
+        }
+    });
     c.run(move |_, key| {
         let gc = gc.clone();
         async move { gc.sync(key).await }
     })
     .await
+}
+
+/// Mappers for the served resources whose caches are not watched yet (each cache once, as
+/// several versions of a resource share it).
+fn new_sources(gc: &Arc<Gc>, watched: &mut HashMap<String, Arc<ResourceCache>>) -> Vec<(Arc<ResourceCache>, Mapper<GcKey>)> {
+    let mut out = Vec::new();
+    let served = gc.ctx.store.registry.all();
+    let ids: std::collections::HashSet<String> = served.iter().map(|s| s.info().id()).collect();
+    watched.retain(|id, c| !c.is_closed() && ids.contains(id));
+    for s in served {
+        let inf = s.info();
+        let cache = gc.ctx.store.caches.resource(&inf.id());
+        if watched.get(&inf.id()).is_some_and(|c| Arc::ptr_eq(c, &cache)) {
+            continue;
+        }
+        watched.insert(inf.id(), cache.clone());
+        let (gc, api_version, kind, namespaced) = (gc.clone(), inf.api_version(), inf.kind.to_string(), inf.namespaced);
+        let map: Mapper<GcKey> = Box::new(move |ch| gc.on_change(&api_version, &kind, namespaced, ch));
+        out.push((cache, map));
+    }
+    out
 }
 
 /// The metadata of a cached object, without decoding the rest.
@@ -109,7 +138,7 @@ impl Gc {
             return None;
         }
         let o = self.ctx.store.get_cached(s, ns, name)?;
-        meta_of(&o, &inf.api_version(), inf.kind)
+        meta_of(&o, &inf.api_version(), &inf.kind)
     }
 
     fn lookup(&self, id: &Ident) -> Found {
@@ -288,10 +317,10 @@ impl Gc {
         let inf = s.info();
         let res = self
             .ctx
-            .modify(Res::of(inf), &id.namespace, &id.name, Part::Main, |v| {
+            .modify_with(s, &id.namespace, &id.name, Part::Main, |v| {
                 if meta::uid(v) != uid {
                     // Another object by that name: the one meant is gone.
-                    return Err(ApiError::not_found(inf.group, inf.plural, &id.name));
+                    return Err(ApiError::not_found(&inf.group, &inf.plural, &id.name));
                 }
                 f(v);
                 Ok(())

@@ -27,9 +27,15 @@ impl Res {
         Res { group, version, plural }
     }
 
-    /// The resource a registered strategy serves (for controllers that watch every resource).
-    pub fn of(info: &crate::registry::ResourceInfo) -> Res {
-        Res { group: info.group, version: info.version, plural: info.plural }
+    /// The built-in resource a registered strategy serves; None for custom resources, whose
+    /// names are not static (controllers reach those through [`Ctx::cache_of`] and the
+    /// strategy itself).
+    pub fn of(info: &crate::registry::ResourceInfo) -> Option<Res> {
+        use std::borrow::Cow::Borrowed;
+        match (&info.group, &info.version, &info.plural) {
+            (Borrowed(group), Borrowed(version), Borrowed(plural)) => Some(Res { group, version, plural }),
+            _ => None,
+        }
     }
 }
 
@@ -159,15 +165,23 @@ impl Ctx {
 
     /// Read-modify-write of the current object from storage, retried on conflicts. `f` may
     /// run several times; returning the object unchanged writes nothing.
-    pub async fn modify<F>(&self, r: Res, ns: &str, name: &str, part: Part, mut f: F) -> ApiResult<Value>
+    pub async fn modify<F>(&self, r: Res, ns: &str, name: &str, part: Part, f: F) -> ApiResult<Value>
     where
         F: FnMut(&mut Value) -> ApiResult<()>,
     {
         let s = self.strategy(r);
+        self.modify_with(s.as_ref(), ns, name, part, f).await
+    }
+
+    /// As [`Ctx::modify`], for any served resource by its strategy (custom resources too).
+    pub async fn modify_with<F>(&self, s: &dyn Strategy, ns: &str, name: &str, part: Part, mut f: F) -> ApiResult<Value>
+    where
+        F: FnMut(&mut Value) -> ApiResult<()>,
+    {
         let inf = s.info();
         self.store
-            .guaranteed_update(s.as_ref(), ns, name, part, &Ctx::opts(), false, |cur| {
-                let Some(cur) = cur else { return Err(ApiError::not_found(inf.group, inf.plural, name)) };
+            .guaranteed_update(s, ns, name, part, &Ctx::opts(), false, |cur| {
+                let Some(cur) = cur else { return Err(ApiError::not_found(&inf.group, &inf.plural, name)) };
                 let mut v = cur.clone();
                 f(&mut v)?;
                 Ok(v)

@@ -119,13 +119,14 @@ pub struct Controller<K = ObjKey> {
     ctx: Ctx,
     sources: Vec<Source<K>>,
     extra: Option<mpsc::UnboundedReceiver<K>>,
+    added: Option<mpsc::UnboundedReceiver<(Arc<ResourceCache>, Mapper<K>)>>,
     workers: usize,
     resync: Option<Duration>,
 }
 
 impl<K: QueueKey> Controller<K> {
     pub fn new(name: &'static str, ctx: Ctx) -> Controller<K> {
-        Controller { name, ctx, sources: Vec::new(), extra: None, workers: 4, resync: None }
+        Controller { name, ctx, sources: Vec::new(), extra: None, added: None, workers: 4, resync: None }
     }
 
     /// Watches a resource; `map` names the primary objects each change concerns. Every object
@@ -133,6 +134,20 @@ impl<K: QueueKey> Controller<K> {
     pub fn watches(mut self, r: Res, map: impl Fn(&Change) -> Vec<K> + Send + Sync + 'static) -> Controller<K> {
         let cache = self.ctx.cache(r);
         self.sources.push(Source { cache, last: 0, map: Box::new(map) });
+        self
+    }
+
+    /// Watches a resource by its cache (custom resources, which have no static [`Res`]).
+    pub fn watches_cache(mut self, cache: Arc<ResourceCache>, map: impl Fn(&Change) -> Vec<K> + Send + Sync + 'static) -> Controller<K> {
+        self.sources.push(Source { cache, last: 0, map: Box::new(map) });
+        self
+    }
+
+    /// Starts watching every resource sent on `rx` while running (resources added at runtime,
+    /// as custom resources are); each is treated as [`Controller::watches`] treats resources at
+    /// start. A watched resource whose cache is closed is dropped.
+    pub fn sources_from(mut self, rx: mpsc::UnboundedReceiver<(Arc<ResourceCache>, Mapper<K>)>) -> Controller<K> {
+        self.added = Some(rx);
         self
     }
 
@@ -166,6 +181,7 @@ impl<K: QueueKey> Controller<K> {
         let reconcile: Reconcile<K> = Arc::new(move |c, k| Box::pin(reconcile(c, k)));
         let mut wake = futures::stream::select_all(self.sources.iter().map(|s| WatchStream::from_changes(s.cache.subscribe())));
         let mut extra = self.extra.take();
+        let mut added = self.added.take();
         let mut q = WorkQueue::new();
         for s in &mut self.sources {
             s.resync(&mut q);
@@ -205,12 +221,25 @@ impl<K: QueueKey> Controller<K> {
                     }
                     q.done(&k);
                 }
-                w = wake.next() => {
-                    if w.is_none() {
+                w = wake.next(), if !wake.is_empty() => {
+                    if w.is_none() && added.is_none() {
                         return;
                     }
                     for s in &mut self.sources {
                         s.drain(&mut q);
+                    }
+                    // Resources no longer served: their caches go when nothing holds them.
+                    self.sources.retain(|s| !s.cache.is_closed());
+                }
+                src = recv(&mut added) => {
+                    match src {
+                        Some((cache, map)) => {
+                            wake.push(WatchStream::from_changes(cache.subscribe()));
+                            let mut s = Source { cache, last: 0, map };
+                            s.resync(&mut q);
+                            self.sources.push(s);
+                        }
+                        None => added = None,
                     }
                 }
                 k = recv(&mut extra) => {

@@ -8,7 +8,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ConfigMaps;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["cm"], ..info("", "v1", "ConfigMap", "configmaps", "configmap", true) };
+static INFO: ResourceInfo = info("", "v1", "ConfigMap", "configmaps", "configmap", true).with_short_names(&["cm"]);
 
 /// Upstream's MaxSecretSize / ConfigMap limit.
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;

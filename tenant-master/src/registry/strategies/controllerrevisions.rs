@@ -9,7 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ControllerRevisions;
 
-const INFO: ResourceInfo = info("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true);
+static INFO: ResourceInfo = info("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true);
 
 /// `kind.group/name` of the controlling owner, lower-cased kind and group (`formatResourceName`).
 pub fn controller_cell(o: &Value) -> String {

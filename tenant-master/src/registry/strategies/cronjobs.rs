@@ -9,12 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct CronJobs;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["cj"],
-    categories: &["all"],
-    subresources: &["status"],
-    ..info("batch", "v1", "CronJob", "cronjobs", "cronjob", true)
-};
+static INFO: ResourceInfo = info("batch", "v1", "CronJob", "cronjobs", "cronjob", true).with_short_names(&["cj"]).with_categories(&["all"]).with_subresources(&["status"]);
 
 const DESCRIPTORS: &[&str] = &["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
 /// Bounds and names of minute, hour, day of month, month, day of week.

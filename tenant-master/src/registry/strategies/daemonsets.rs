@@ -9,12 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct DaemonSets;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["ds"],
-    categories: &["all"],
-    subresources: &["status"],
-    ..info("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true)
-};
+static INFO: ResourceInfo = info("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true).with_short_names(&["ds"]).with_categories(&["all"]).with_subresources(&["status"]);
 
 /// Where apps/v1 keeps the internal `spec.templateGeneration`.
 pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";

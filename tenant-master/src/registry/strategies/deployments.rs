@@ -12,12 +12,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Deployments;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["deploy"],
-    categories: &["all"],
-    subresources: &["status", "scale"],
-    ..info("apps", "v1", "Deployment", "deployments", "deployment", true)
-};
+static INFO: ResourceInfo = info("apps", "v1", "Deployment", "deployments", "deployment", true).with_short_names(&["deploy"]).with_categories(&["all"]).with_subresources(&["status", "scale"]);
 
 /// `ValidateDeploymentSpec`'s replicas, selector and template part, shared with ReplicaSets
 /// (which say "deployment" in the empty-selector message too, as upstream does). ReplicaSets

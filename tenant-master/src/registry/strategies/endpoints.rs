@@ -7,7 +7,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Endpoints;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["ep"], ..info("", "v1", "Endpoints", "endpoints", "endpoints", true) };
+static INFO: ResourceInfo = info("", "v1", "Endpoints", "endpoints", "endpoints", true).with_short_names(&["ep"]);
 
 impl Strategy for Endpoints {
     fn info(&self) -> &ResourceInfo {

@@ -13,7 +13,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct EndpointSlices;
 
-const INFO: ResourceInfo = info("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true);
+static INFO: ResourceInfo = info("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true);
 
 const ADDRESS_TYPES: &[&str] = &["FQDN", "IPv4", "IPv6"];
 

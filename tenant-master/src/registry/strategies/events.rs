@@ -9,7 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Events;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["ev"], ..info("", "v1", "Event", "events", "event", true) };
+static INFO: ResourceInfo = info("", "v1", "Event", "events", "event", true).with_short_names(&["ev"]);
 
 const FIELDS: &[&str] = &[
     "involvedObject.kind",
@@ -43,7 +43,7 @@ impl Strategy for Events {
             Column::new("Message", "string", 0, "A human-readable description of the status of this operation."),
             Column::new("First Seen", "string", 1, "The time at which the event was first recorded."),
             Column::new("Count", "string", 1, "The number of times this event has occurred."),
-            Column { format: "name", ..Column::new("Name", "string", 1, "Name must be unique within a namespace.") },
+            Column { format: std::borrow::Cow::Borrowed("name"), ..Column::new("Name", "string", 1, "Name must be unique within a namespace.") },
         ]
     }
     fn row(&self, o: &Value) -> Vec<Value> {

@@ -11,7 +11,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct EventsV1;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["ev"], ..info("events.k8s.io", "v1", "Event", "events", "event", true) };
+static INFO: ResourceInfo = info("events.k8s.io", "v1", "Event", "events", "event", true).with_short_names(&["ev"]);
 
 const FIELDS: &[&str] = &[
     "regarding.kind",

@@ -9,12 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct HorizontalPodAutoscalers;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["hpa"],
-    categories: &["all"],
-    subresources: &["status"],
-    ..info("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true)
-};
+static INFO: ResourceInfo = info("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true).with_short_names(&["hpa"]).with_categories(&["all"]).with_subresources(&["status"]);
 
 const METRIC_TYPES: &[&str] = &["ContainerResource", "External", "Object", "Pods", "Resource"];
 

@@ -9,7 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct IngressClasses;
 
-const INFO: ResourceInfo = info("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false);
+static INFO: ResourceInfo = info("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false);
 
 /// `validation.IsDomainPrefixedPath`.
 fn validate_controller(c: &str, errs: &mut Vec<FieldError>) {

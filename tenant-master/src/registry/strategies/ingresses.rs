@@ -9,11 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Ingresses;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["ing"],
-    subresources: &["status"],
-    ..info("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true)
-};
+static INFO: ResourceInfo = info("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true).with_short_names(&["ing"]).with_subresources(&["status"]);
 
 const PATH_TYPES: &[&str] = &["Exact", "ImplementationSpecific", "Prefix"];
 

@@ -12,7 +12,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Jobs;
 
-const INFO: ResourceInfo = ResourceInfo { categories: &["all"], subresources: &["status"], ..info("batch", "v1", "Job", "jobs", "job", true) };
+static INFO: ResourceInfo = info("batch", "v1", "Job", "jobs", "job", true).with_categories(&["all"]).with_subresources(&["status"]);
 
 pub const CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
 pub const JOB_NAME: &str = "batch.kubernetes.io/job-name";

@@ -8,7 +8,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Leases;
 
-const INFO: ResourceInfo = info("coordination.k8s.io", "v1", "Lease", "leases", "lease", true);
+static INFO: ResourceInfo = info("coordination.k8s.io", "v1", "Lease", "leases", "lease", true);
 
 impl Strategy for Leases {
     fn info(&self) -> &ResourceInfo {

@@ -10,7 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct LimitRanges;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["limits"], ..info("", "v1", "LimitRange", "limitranges", "limitrange", true) };
+static INFO: ResourceInfo = info("", "v1", "LimitRange", "limitranges", "limitrange", true).with_short_names(&["limits"]);
 
 const TYPES: &[&str] = &["Pod", "Container", "PersistentVolumeClaim"];
 

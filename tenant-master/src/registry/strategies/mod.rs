@@ -82,6 +82,7 @@ pub fn all() -> Vec<Arc<dyn Strategy>> {
         Arc::new(poddisruptionbudgets::PodDisruptionBudgets),
         Arc::new(priorityclasses::PriorityClasses),
         Arc::new(horizontalpodautoscalers::HorizontalPodAutoscalers),
+        Arc::new(crate::apiextensions::definition::CustomResourceDefinitions),
     ]
 }
 
@@ -95,11 +96,11 @@ pub const fn info(
     namespaced: bool,
 ) -> ResourceInfo {
     ResourceInfo {
-        group,
-        version,
-        kind,
-        plural,
-        singular,
+        group: std::borrow::Cow::Borrowed(group),
+        version: std::borrow::Cow::Borrowed(version),
+        kind: std::borrow::Cow::Borrowed(kind),
+        plural: std::borrow::Cow::Borrowed(plural),
+        singular: std::borrow::Cow::Borrowed(singular),
         namespaced,
         short_names: &[],
         categories: &[],

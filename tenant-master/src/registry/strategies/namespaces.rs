@@ -9,12 +9,7 @@ use crate::validation::NameRule;
 
 pub struct Namespaces;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["ns"],
-    subresources: &["status", "finalize"],
-    name_rule: NameRule::Label,
-    ..info("", "v1", "Namespace", "namespaces", "namespace", false)
-};
+static INFO: ResourceInfo = info("", "v1", "Namespace", "namespaces", "namespace", false).with_short_names(&["ns"]).with_subresources(&["status", "finalize"]).with_name_rule(NameRule::Label);
 
 fn set_name_label(obj: &mut Value) {
     let name = crate::meta::name(obj).to_string();

@@ -10,7 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct NetworkPolicies;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["netpol"], ..info("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true) };
+static INFO: ResourceInfo = info("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true).with_short_names(&["netpol"]);
 
 fn validate_selector(sel: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if !sel.is_null() && LabelSelector::from_object(sel).is_none() {

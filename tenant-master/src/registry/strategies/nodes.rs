@@ -7,7 +7,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Nodes;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["no"], subresources: &["status"], ..info("", "v1", "Node", "nodes", "node", false) };
+static INFO: ResourceInfo = info("", "v1", "Node", "nodes", "node", false).with_short_names(&["no"]).with_subresources(&["status"]);
 
 fn address(o: &Value, typ: &str) -> String {
     o["status"]["addresses"]

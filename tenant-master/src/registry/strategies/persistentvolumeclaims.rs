@@ -9,11 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct PersistentVolumeClaims;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["pvc"],
-    subresources: &["status"],
-    ..info("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true)
-};
+static INFO: ResourceInfo = info("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true).with_short_names(&["pvc"]).with_subresources(&["status"]);
 
 pub const ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
 pub const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];

@@ -10,11 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct PersistentVolumes;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["pv"],
-    subresources: &["status"],
-    ..info("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false)
-};
+static INFO: ResourceInfo = info("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false).with_short_names(&["pv"]).with_subresources(&["status"]);
 
 /// The members of PersistentVolumeSource, in the order upstream checks them.
 const SOURCES: &[&str] = &[

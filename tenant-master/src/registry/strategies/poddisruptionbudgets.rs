@@ -10,11 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct PodDisruptionBudgets;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["pdb"],
-    subresources: &["status"],
-    ..info("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true)
-};
+static INFO: ResourceInfo = info("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true).with_short_names(&["pdb"]).with_subresources(&["status"]);
 
 /// ValidatePositiveIntOrPercent and IsNotMoreThan100Percent.
 pub fn validate_int_or_percent(v: &Value, path: &str, errs: &mut Vec<FieldError>) {

@@ -10,12 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Pods;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["po"],
-    categories: &["all"],
-    subresources: &["status", "binding", "eviction"],
-    ..info("", "v1", "Pod", "pods", "pod", true)
-};
+static INFO: ResourceInfo = info("", "v1", "Pod", "pods", "pod", true).with_short_names(&["po"]).with_categories(&["all"]).with_subresources(&["status", "binding", "eviction"]);
 
 const FIELDS: &[&str] = &[
     "spec.nodeName",

@@ -9,7 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct PriorityClasses;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["pc"], ..info("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false) };
+static INFO: ResourceInfo = info("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false).with_short_names(&["pc"]);
 
 /// HighestUserDefinablePriority.
 pub const HIGHEST_USER_PRIORITY: i64 = 1_000_000_000;

@@ -16,11 +16,11 @@ pub struct ClusterRoleBindings;
 
 const GROUP: &str = "rbac.authorization.k8s.io";
 
-const ROLE: ResourceInfo = ResourceInfo { name_rule: NameRule::PathSegment, ..info(GROUP, "v1", "Role", "roles", "role", true) };
-const ROLE_BINDING: ResourceInfo = ResourceInfo { name_rule: NameRule::PathSegment, ..info(GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", true) };
-const CLUSTER_ROLE: ResourceInfo = ResourceInfo { name_rule: NameRule::PathSegment, ..info(GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", false) };
-const CLUSTER_ROLE_BINDING: ResourceInfo =
-    ResourceInfo { name_rule: NameRule::PathSegment, ..info(GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false) };
+static ROLE: ResourceInfo = info(GROUP, "v1", "Role", "roles", "role", true).with_name_rule(NameRule::PathSegment);
+static ROLE_BINDING: ResourceInfo = info(GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", true).with_name_rule(NameRule::PathSegment);
+static CLUSTER_ROLE: ResourceInfo = info(GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", false).with_name_rule(NameRule::PathSegment);
+static CLUSTER_ROLE_BINDING: ResourceInfo =
+    info(GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false).with_name_rule(NameRule::PathSegment);
 
 fn non_empty(v: &Value) -> bool {
     v.as_array().map(|a| !a.is_empty()).unwrap_or(false)

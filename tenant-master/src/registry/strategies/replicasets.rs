@@ -10,12 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ReplicaSets;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["rs"],
-    categories: &["all"],
-    subresources: &["status", "scale"],
-    ..info("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true)
-};
+static INFO: ResourceInfo = info("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true).with_short_names(&["rs"]).with_categories(&["all"]).with_subresources(&["status", "scale"]);
 
 /// DESIRED/CURRENT/READY plus the wide columns, shared with ReplicationControllers.
 pub fn replica_columns() -> Vec<Column> {

@@ -10,12 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ReplicationControllers;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["rc"],
-    categories: &["all"],
-    subresources: &["status", "scale"],
-    ..info("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true)
-};
+static INFO: ResourceInfo = info("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true).with_short_names(&["rc"]).with_categories(&["all"]).with_subresources(&["status", "scale"]);
 
 fn empty_map(v: &Value) -> bool {
     v.as_object().map(|m| m.is_empty()).unwrap_or(true)

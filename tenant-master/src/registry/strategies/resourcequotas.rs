@@ -9,11 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ResourceQuotas;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["quota"],
-    subresources: &["status"],
-    ..info("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true)
-};
+static INFO: ResourceInfo = info("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true).with_short_names(&["quota"]).with_subresources(&["status"]);
 
 const STANDARD: &[&str] = &[
     "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory", "requests.storage", "requests.ephemeral-storage",

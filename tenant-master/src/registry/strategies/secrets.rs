@@ -9,7 +9,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct Secrets;
 
-const INFO: ResourceInfo = info("", "v1", "Secret", "secrets", "secret", true);
+static INFO: ResourceInfo = info("", "v1", "Secret", "secrets", "secret", true);
 
 impl Strategy for Secrets {
     fn info(&self) -> &ResourceInfo {

@@ -8,7 +8,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct ServiceAccounts;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["sa"], subresources: &["token"], ..info("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true) };
+static INFO: ResourceInfo = info("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true).with_short_names(&["sa"]).with_subresources(&["token"]);
 
 /// Keeps only the name of each entry of `secrets`, as upstream's strategy does.
 fn clean_secret_references(o: &mut Value) {

@@ -15,13 +15,7 @@ use crate::validation::NameRule;
 
 pub struct Services;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["svc"],
-    categories: &["all"],
-    subresources: &["status"],
-    name_rule: NameRule::Label1035,
-    ..info("", "v1", "Service", "services", "service", true)
-};
+static INFO: ResourceInfo = info("", "v1", "Service", "services", "service", true).with_short_names(&["svc"]).with_categories(&["all"]).with_subresources(&["status"]).with_name_rule(NameRule::Label1035);
 
 const TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
 

@@ -11,14 +11,12 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct StatefulSets;
 
-const INFO: ResourceInfo = ResourceInfo {
-    short_names: &["sts"],
-    categories: &["all"],
-    subresources: &["status", "scale"],
-    // ValidateStatefulSetName: a DNS label, as pod names and hostnames derive from it.
-    name_rule: crate::validation::NameRule::Label,
-    ..info("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true)
-};
+// ValidateStatefulSetName: a DNS label, as pod names and hostnames derive from it.
+static INFO: ResourceInfo = info("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true)
+    .with_short_names(&["sts"])
+    .with_categories(&["all"])
+    .with_subresources(&["status", "scale"])
+    .with_name_rule(crate::validation::NameRule::Label);
 
 /// Spec fields an update may change (ValidateStatefulSetUpdate).
 const MUTABLE: &[&str] = &["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];

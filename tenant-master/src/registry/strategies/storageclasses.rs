@@ -10,7 +10,7 @@ use crate::registry::{Column, ResourceInfo, Strategy};
 
 pub struct StorageClasses;
 
-const INFO: ResourceInfo = ResourceInfo { short_names: &["sc"], ..info("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false) };
+static INFO: ResourceInfo = info("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false).with_short_names(&["sc"]);
 
 const DEFAULT_ANNOTATIONS: &[&str] = &["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"];
 

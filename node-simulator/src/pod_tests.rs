@@ -98,7 +98,9 @@ fn init_containers_run_to_completion_first() {
     assert_eq!(inits[0]["state"]["terminated"]["finishedAt"], "2025-01-01T00:00:11Z");
     assert_eq!(inits[1]["state"]["running"]["startedAt"], "2025-01-01T00:00:11Z");
     assert_eq!(inits[1]["ready"], true);
-    assert_eq!(inits[2]["ready"], false);
+    assert_eq!(inits[0]["ready"], true);
+    assert_eq!(inits[2]["ready"], true);
+    assert_eq!(inits[2]["started"], false);
     assert_eq!(st["status"]["containerStatuses"][0]["state"]["running"]["startedAt"], "2025-01-01T00:00:21Z");
     assert_eq!(cond(&st, "Initialized")["status"], "True");
     assert_eq!(cond(&st, "Ready")["status"], "True");

@@ -71,7 +71,7 @@ impl SimPod {
         }
     }
 
-    fn container_status(&self, spec_name: &str, image: &str, c: &Ctr, ready_if_running: bool) -> Value {
+    fn container_status(&self, spec_name: &str, image: &str, c: &Ctr, long_running: bool) -> Value {
         let mut o = Map::new();
         let image_norm = util::normalize_image(image);
         let mut state = json!({});
@@ -102,7 +102,10 @@ impl SimPod {
         o.insert("imageID".into(), json!(image_id));
         o.insert("lastState".into(), c.last.as_ref().map(|t| json!({"terminated": self.term_json(spec_name, t)})).unwrap_or(json!({})));
         o.insert("name".into(), json!(spec_name));
-        o.insert("ready".into(), json!(ready_if_running && c.running()));
+        // A running container is ready (no probes); a plain init container is ready once it
+        // completed successfully (the prober manager's rule).
+        let ready = if long_running { c.running() } else { matches!(&c.state, State::Terminated(t) if t.code == 0) };
+        o.insert("ready".into(), json!(ready));
         o.insert("restartCount".into(), json!(c.restarts));
         o.insert("started".into(), json!(c.running()));
         o.insert("state".into(), state);

@@ -113,7 +113,9 @@ fn default_zones() -> Vec<String> {
     vec!["zone-a".into(), "zone-b".into(), "zone-c".into()]
 }
 
-fn pool(name: &str, count: usize, instance_type: &str, arch: &str, cpu: &str, memory: &str, storage: &str, gpus: u32) -> Pool {
+/// A pool of `count` nodes; `size` is (cpu, memory, ephemeral storage).
+fn pool(name: &str, count: usize, instance_type: &str, arch: &str, size: (&str, &str, &str)) -> Pool {
+    let (cpu, memory, storage) = size;
     Pool {
         name: name.into(),
         count: Some(count),
@@ -124,7 +126,7 @@ fn pool(name: &str, count: usize, instance_type: &str, arch: &str, cpu: &str, me
         memory: memory.into(),
         pods: 110,
         ephemeral_storage: storage.into(),
-        gpus,
+        gpus: 0,
         labels: BTreeMap::new(),
         taints: Vec::new(),
     }
@@ -138,14 +140,15 @@ pub fn default_pools(n: usize) -> Layout {
     let highmem = if n >= 3 { (n / 5).max(1) } else { 0 };
     let arm = n / 6;
     let general = n - gpu - highmem - arm;
-    let mut gpu_pool = pool("gpu", gpu, "a2-highgpu-1g", "amd64", "12", "85Gi", "200Gi", 1);
+    let mut gpu_pool = pool("gpu", gpu, "a2-highgpu-1g", "amd64", ("12", "85Gi", "200Gi"));
+    gpu_pool.gpus = 1;
     gpu_pool.taints.push(Taint { key: "nvidia.com/gpu".into(), value: "present".into(), effect: "NoSchedule".into() });
     gpu_pool.labels.insert("nvidia.com/gpu.present".into(), "true".into());
     let pools = vec![
-        pool("general", general, "n2-standard-8", "amd64", "8", "32Gi", "100Gi", 0),
-        pool("highmem", highmem, "n2-highmem-16", "amd64", "16", "128Gi", "200Gi", 0),
+        pool("general", general, "n2-standard-8", "amd64", ("8", "32Gi", "100Gi")),
+        pool("highmem", highmem, "n2-highmem-16", "amd64", ("16", "128Gi", "200Gi")),
         gpu_pool,
-        pool("arm", arm, "t2a-standard-8", "arm64", "8", "32Gi", "100Gi", 0),
+        pool("arm", arm, "t2a-standard-8", "arm64", ("8", "32Gi", "100Gi")),
     ];
     // Empty pools stay in the list so that every pool keeps its position (and its zones).
     Layout { region: default_region(), zones: default_zones(), pools }
@@ -332,7 +335,7 @@ impl NodePlan {
         });
         let mut alloc = json!({
             "cpu": cpu,
-            "ephemeral-storage": (disk_cap_ki as u128 * 1024 * 9 / 10).to_string(),
+            "ephemeral-storage": (disk_cap_ki * 1024 * 9 / 10).to_string(),
             "hugepages-1Gi": "0",
             "hugepages-2Mi": "0",
             "memory": format!("{}Ki", mem_cap_ki.saturating_sub(100 * 1024)),

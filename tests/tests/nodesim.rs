@@ -67,7 +67,7 @@ fn simulated_nodes_run_pods_like_a_kubelet() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     let tm = TenantMaster::start(&etcd, "super", dir.path(), &[]);
-    let mut sim = node_simulator(&tm, &["--nodes", "6", "--node-lease-duration", "4s", "--crash-loop-backoff", "1s"]);
+    let mut sim = node_simulator(&tm, &["--nodes", "6", "--node-lease-duration", "4s", "--crash-loop-backoff", "1s", "--pod-start-delay", "300ms"]);
     assert!(sim.ready_line.contains("6 nodes"), "{}", sim.ready_line);
 
     // ---- nodes ----

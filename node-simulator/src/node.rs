@@ -302,3 +302,95 @@ pub fn merge_taints(current: &[Value], wanted: &[Value]) -> Option<Vec<Value>> {
     }
     Some(kept.into_iter().chain(wanted.iter().cloned()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::default_pools;
+
+    fn node() -> SimNode {
+        let plan = default_pools(3).plan("sim", Some(3)).unwrap().remove(0);
+        SimNode::new(plan, "uid-1".into(), Cidr::parse("10.244.0.0/24").unwrap(), 0, util::parse_time("2025-01-01T00:00:00Z").unwrap())
+    }
+
+    #[test]
+    fn a_lost_node_shows_what_the_node_lifecycle_controller_writes() {
+        let mut n = node();
+        let t0 = n.heartbeat;
+        let later = t0 + chrono::Duration::seconds(60);
+        assert!(n.set_mode(NodeMode::Lost, later));
+        assert!(!n.set_mode(NodeMode::Lost, later));
+        let conds = n.conditions(later + chrono::Duration::seconds(5));
+        assert_eq!(conds.len(), 4);
+        for c in &conds {
+            assert_eq!(c["status"], "Unknown");
+            assert_eq!(c["reason"], "NodeStatusUnknown");
+            assert_eq!(c["message"], "Kubelet stopped posting node status.");
+            assert_eq!(c["lastHeartbeatTime"], "2025-01-01T00:00:00Z", "the last heartbeat is kept");
+            assert_eq!(c["lastTransitionTime"], "2025-01-01T00:01:00Z");
+        }
+        let taints = n.lifecycle_taints(later);
+        assert_eq!(taints.len(), 2);
+        assert!(taints.iter().all(|t| t["key"] == UNREACHABLE_TAINT && t["timeAdded"] == "2025-01-01T00:01:00Z"));
+        n.set_mode(NodeMode::NotReady, later);
+        let ready = &n.conditions(later)[3];
+        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("KubeletNotReady")));
+        assert_eq!(n.conditions(later)[0]["status"], "False");
+        assert_eq!(n.lifecycle_taints(later)[0]["key"], NOT_READY_TAINT);
+        n.set_mode(NodeMode::Ready, later);
+        assert!(n.lifecycle_taints(later).is_empty());
+        assert_eq!(n.conditions(later)[3]["reason"], "KubeletReady");
+    }
+
+    #[test]
+    fn lifecycle_taints_are_merged_with_the_others() {
+        let gpu = json!({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"});
+        let nr = |e: &str| json!({"key": NOT_READY_TAINT, "effect": e, "timeAdded": "2025-01-01T00:00:00Z"});
+        let un = |e: &str| json!({"key": UNREACHABLE_TAINT, "effect": e});
+        assert_eq!(merge_taints(std::slice::from_ref(&gpu), &[]), None);
+        assert_eq!(merge_taints(std::slice::from_ref(&gpu), &[nr("NoSchedule"), nr("NoExecute")]), Some(vec![gpu.clone(), nr("NoSchedule"), nr("NoExecute")]));
+        assert_eq!(merge_taints(&[gpu.clone(), nr("NoSchedule"), nr("NoExecute")], &[nr("NoExecute"), nr("NoSchedule")]), None);
+        assert_eq!(merge_taints(&[nr("NoSchedule"), gpu.clone()], &[un("NoSchedule")]), Some(vec![gpu.clone(), un("NoSchedule")]));
+        assert_eq!(merge_taints(&[un("NoSchedule"), gpu.clone()], &[]), Some(vec![gpu]));
+    }
+
+    #[test]
+    fn admission_rejects_what_does_not_fit_with_the_kubelets_words() {
+        let mut n = node();
+        let big = Requests { cpu_m: 9000, memory_m: 0, gpus_m: 0 };
+        let (reason, msg) = n.admit(&big).unwrap_err();
+        assert_eq!(reason, "OutOfcpu");
+        assert_eq!(msg, "Pod was rejected: Node didn't have enough resource: cpu, requested: 9000, used: 0, capacity: 8000");
+        let gpu = Requests { cpu_m: 0, memory_m: 0, gpus_m: 1000 };
+        assert_eq!(n.admit(&gpu).unwrap_err().0, "OutOfnvidia.com/gpu");
+        let small = Requests { cpu_m: 10, memory_m: 1000, gpus_m: 0 };
+        for _ in 0..110 {
+            assert!(n.admit(&small).is_ok());
+            n.take(&small);
+        }
+        assert_eq!(n.admit(&Requests::default()).unwrap_err().0, "OutOfpods");
+        n.give_back(&small);
+        assert!(n.admit(&Requests::default()).is_ok());
+        assert_eq!(n.used.cpu_m, 109 * 10);
+    }
+
+    #[test]
+    fn the_node_object_and_lease_look_like_a_kubelets() {
+        let n = node();
+        let t = n.heartbeat;
+        let o = n.object("sim", t);
+        assert_eq!(o["spec"]["podCIDR"], "10.244.0.0/24");
+        assert_eq!(o["metadata"]["annotations"][OWNER_ANNOTATION], "sim");
+        assert_eq!(o["status"]["nodeInfo"]["kubeletVersion"], KUBELET_VERSION);
+        assert_eq!(o["status"]["addresses"][0], json!({"type": "InternalIP", "address": "172.16.0.10"}));
+        let l = n.lease(40, t);
+        assert_eq!(l["spec"]["renewTime"], "2025-01-01T00:00:00.000000Z");
+        assert_eq!(l["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        // Later reports carry only the conditions, kept in order.
+        let mut n = n;
+        n.full_status_due = false;
+        let p = n.status_patch(t);
+        assert_eq!(p["status"].as_object().unwrap().len(), 2);
+        assert_eq!(p["status"]["$setElementOrder/conditions"][3]["type"], "Ready");
+    }
+}

@@ -238,6 +238,8 @@ pub struct SimPod {
     pub delete_sent: bool,
     /// Admitted: holds its node's resources and its IP (until it finishes or goes).
     pub holding: bool,
+    /// `ip` was allocated from (or reserved in) the node's pool, so it goes back there.
+    pub ip_held: bool,
     /// A status showing it Running has been written (for the startup latency metric).
     pub running_reported: bool,
     /// Seen with a deletionTimestamp; the grace period it was given.
@@ -289,6 +291,7 @@ impl SimPod {
             rejected: None,
             delete_sent: false,
             holding: false,
+            ip_held: false,
             running_reported: false,
             deleting: None,
         }

@@ -246,7 +246,12 @@ impl Sim {
         self.busy.remove(&w);
         let failed = match out {
             Outcome::Failed(ref e) => {
-                tracing::debug!(?w, error = %e, "write failed");
+                let n = self.retries.get(&w).copied().unwrap_or(0);
+                if n == 4 {
+                    tracing::warn!(?w, error = %e, "write keeps failing; retrying with back-off");
+                } else {
+                    tracing::debug!(?w, error = %e, "write failed");
+                }
                 true
             }
             Outcome::Conflict => matches!(w, Work::NodeTaints(_) | Work::PodStatus(_)),
@@ -370,7 +375,9 @@ impl Sim {
             }
             self.dirty(Work::NodeResync(i));
         }
-        if mode == NodeMode::Ready {
+        if mode != NodeMode::Lost {
+            // Steps held back while the kubelet was away (or the network down) run now; a
+            // sandbox on a still NotReady node parks again.
             for (r, step) in std::mem::take(&mut self.nodes[i as usize].parked) {
                 self.timers.insert(Timer::Pod(r, step), Duration::ZERO);
             }
@@ -452,7 +459,7 @@ pub(crate) fn release(node: &mut SimNode, p: &mut SimPod) {
     if p.holding {
         p.holding = false;
         node.give_back(&p.shape.requests);
-        if let Some(ip) = p.ip {
+        if let (Some(ip), true) = (p.ip, p.ip_held) {
             node.ips.release(ip);
         }
     }

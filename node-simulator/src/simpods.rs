@@ -100,7 +100,8 @@ impl Sim {
         if sp.adopt(pod) {
             let n = &mut self.nodes[node as usize];
             if let Some(ip) = sp.ip {
-                if !n.ips.reserve(ip) {
+                sp.ip_held = n.ips.reserve(ip);
+                if !sp.ip_held {
                     tracing::warn!(pod = %sp.key(), %ip, "adopted pod's IP is not free in its node's range");
                 }
             }
@@ -232,6 +233,7 @@ impl Sim {
                         }
                     }
                 };
+                sp.ip_held = ip.is_some();
                 let d = sp.sandbox_ready(t, ip, init_rt);
                 if sp.stage == Stage::Running {
                     transition("running");

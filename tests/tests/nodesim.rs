@@ -131,8 +131,22 @@ fn simulated_nodes_run_pods_like_a_kubelet() {
     // ---- a pod runs ----
     tm.kubectl(&["create", "namespace", "apps"]).must();
     wait_until("the default service account exists", || tm.kubectl(&["-n", "apps", "get", "sa", "default"]).ok);
-    apply(&tm, &pod_yaml("web", &name_a, &[("sim.kplex.io/start-delay", "2s")], "Always", ""));
+    apply(&tm, &pod_yaml("web", &name_a, &[("sim.kplex.io/start-delay", "4s")], "Always", ""));
     wait_until("web shows ContainerCreating", || tm.kubectl(&["-n", "apps", "get", "pod", "web"]).stdout.contains("ContainerCreating"));
+    let pending = json(&tm, &["-n", "apps", "get", "pod", "web"]);
+    assert_eq!(pending["status"]["phase"], "Pending");
+    assert_eq!(pending["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+    assert_eq!(cond(&pending, "Ready")["status"], "False");
+
+    // Meanwhile, containers that finish (checked below).
+    apply(&tm, &pod_yaml("done", &name_b, &[("sim.kplex.io/exit-after", "1s")], "Never", ""));
+    apply(&tm, &pod_yaml("broken", &name_b, &[("sim.kplex.io/exit-code", "3")], "Never", ""));
+    apply(&tm, &pod_yaml("crash", &name_b, &[("sim.kplex.io/exit-code", "1"), ("sim.kplex.io/exit-after", "500ms")], "Always", ""));
+    let job = format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: batch\n  namespace: apps\nspec:\n  completions: 2\n  template:\n    metadata:\n      annotations:\n        sim.kplex.io/exit-after: 1s\n    spec:\n      nodeName: {name_b}\n      restartPolicy: Never\n      containers:\n      - name: work\n        image: busybox\n"
+    );
+    apply(&tm, &job);
+
     tm.kubectl(&["-n", "apps", "wait", "--for=condition=Ready", "pod/web", "--timeout=30s"]).must();
     let web = json(&tm, &["-n", "apps", "get", "pod", "web"]);
     let st = &web["status"];
@@ -167,13 +181,6 @@ fn simulated_nodes_run_pods_like_a_kubelet() {
     assert!(in_cidr(ip2, node_a["spec"]["podCIDR"].as_str().unwrap()));
 
     // ---- containers that finish ----
-    apply(&tm, &pod_yaml("done", &name_b, &[("sim.kplex.io/exit-after", "1s")], "Never", ""));
-    apply(&tm, &pod_yaml("broken", &name_b, &[("sim.kplex.io/exit-code", "3")], "Never", ""));
-    apply(&tm, &pod_yaml("crash", &name_b, &[("sim.kplex.io/exit-code", "1"), ("sim.kplex.io/exit-after", "500ms")], "Always", ""));
-    let job = format!(
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: batch\n  namespace: apps\nspec:\n  completions: 2\n  template:\n    metadata:\n      annotations:\n        sim.kplex.io/exit-after: 1s\n    spec:\n      nodeName: {name_b}\n      restartPolicy: Never\n      containers:\n      - name: work\n        image: busybox\n"
-    );
-    apply(&tm, &job);
     tm.kubectl(&["-n", "apps", "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/done", "--timeout=30s"]).must();
     tm.kubectl(&["-n", "apps", "wait", "--for=jsonpath={.status.phase}=Failed", "pod/broken", "--timeout=30s"]).must();
     let done = json(&tm, &["-n", "apps", "get", "pod", "done"]);

@@ -3,6 +3,7 @@
 # Builds the release binary and runs one bench of tests/benches (default tenant_master; e.g.
 # `./hack/bench.sh idle_tenants`) against a throwaway etcd.
 # Knobs (env): BENCH_STARTS BENCH_CREATES BENCH_ROUNDS BENCH_PODS BENCH_LISTS BENCH_GETS;
+# node_simulator: BENCH_NODES BENCH_PODS BENCH_IDLE_SECS;
 # idle_tenants: BENCH_TENANTS BENCH_SETTLE_SECS BENCH_IDLE_SECS.
 # deployment_scale: BENCH_REPLICAS BENCH_ROUNDS.
 set -euo pipefail

@@ -140,6 +140,11 @@ impl TenantMaster {
         }
     }
 
+    /// The process id, if running (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// curl arguments authenticating as the tenant's admin (client certificate).
     pub fn admin_cert(&self) -> Vec<String> {
         let pki = self.dir.join("pki");
@@ -170,6 +175,83 @@ impl Drop for TenantMaster {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A child process of the `kplex` binary (any subcommand) that prints a line containing
+/// `ready` on stdout once it serves. Killed on drop; `restart` kills it (SIGKILL) and starts it
+/// again with the same arguments.
+pub struct Process {
+    child: Option<Child>,
+    args: Vec<String>,
+    /// The line it printed when ready.
+    pub ready_line: String,
+}
+
+impl Process {
+    /// Starts `kplex <args>` and waits (up to 60 s) for its ready line.
+    pub fn start(args: &[&str]) -> Process {
+        let mut p = Process { child: None, args: args.iter().map(|s| s.to_string()).collect(), ready_line: String::new() };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(kplex_bin()).args(&self.args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            let first = lines.next().and_then(|l| l.ok());
+            let _ = tx.send(first);
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                let status = child.wait().ok();
+                panic!("kplex {} exited before ready ({status:?})", self.args.join(" "))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("kplex {} not ready after 60 s", self.args.join(" "))
+            }
+        };
+        assert!(line.contains("ready"), "unexpected first line of kplex {}: {line}", self.args.join(" "));
+        self.ready_line = line;
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL) and starts it again.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `kplex node-simulator` against a tenant master (as the super cluster).
+pub fn node_simulator(tm: &TenantMaster, extra: &[&str]) -> Process {
+    let kc = tm.kubeconfig.display().to_string();
+    let mut args = vec!["node-simulator", "--kubeconfig", &kc];
+    args.extend_from_slice(extra);
+    Process::start(&args)
 }
 
 /// What a curl run returned: status code, response headers and body.

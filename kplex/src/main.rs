@@ -13,6 +13,8 @@ struct Cli {
 enum Cmd {
     /// Run one tenant's control plane: a Kubernetes API server over etcd.
     TenantMaster(tenant_master::Config),
+    /// Simulate nodes (kwok-like) for a cluster: node status, leases and pod lifecycles.
+    NodeSimulator(node_simulator::Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +33,16 @@ fn main() -> anyhow::Result<()> {
                 let tm = tenant_master::TenantMaster::start(cfg).await?;
                 println!("tenant master {name} ready at https://{} (kubeconfig {})", tm.addr, tm.kubeconfig.display());
                 shutdown_signal().await;
+                Ok(())
+            })
+        }
+        Cmd::NodeSimulator(cfg) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let sim = node_simulator::NodeSimulator::start(cfg).await?;
+                println!("node simulator ready: {} nodes (metrics http://{}/metrics)", sim.nodes.len(), sim.metrics_addr);
+                shutdown_signal().await;
+                sim.shutdown().await;
                 Ok(())
             })
         }

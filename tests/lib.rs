@@ -140,11 +140,6 @@ impl TenantMaster {
         }
     }
 
-    /// The process id, if running (benchmarks read its CPU time).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-
     /// curl arguments authenticating as the tenant's admin (client certificate).
     pub fn admin_cert(&self) -> Vec<String> {
         let pki = self.dir.join("pki");

@@ -18,7 +18,7 @@ pub fn spawn_tm(etcd: &str, name: &str, dir: &std::path::Path, port: u16, extra:
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

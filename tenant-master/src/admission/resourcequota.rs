@@ -100,7 +100,7 @@ impl Charge {
             let Some(id) = self.id else { return };
             match written {
                 Some(rev) => {
-                    store.caches.wait_for(rev, Duration::from_secs(10)).await;
+                    store.caches.wait_for_own(rev, Duration::from_secs(10)).await;
                     qa.pending.lock().remove(&id);
                 }
                 None => {
@@ -347,7 +347,7 @@ pub fn admit<'a>(
         let qa = &store.quota;
         let created = qa.quota_created.load(Ordering::SeqCst);
         if created > 0 {
-            store.caches.wait_for(created, Duration::from_secs(10)).await;
+            store.caches.wait_for_own(created, Duration::from_secs(10)).await;
         }
         let cache = store.caches.resource(QUOTAS);
         let prefix = format!("{ns}/");

@@ -169,7 +169,7 @@ impl Store {
     /// state there is: reads served after this wait are as fresh as a quorum read of etcd.
     pub async fn consistent(&self) -> ApiResult<i64> {
         let want = self.last_write.load(Ordering::SeqCst);
-        if !self.caches.wait_for(want, Duration::from_secs(10)).await {
+        if !self.caches.wait_for_own(want, Duration::from_secs(10)).await {
             return Err(ApiError::timeout("Too large resource version: the watch cache did not catch up in time"));
         }
         Ok(self.caches.revision())
@@ -513,7 +513,7 @@ impl Store {
             return;
         }
         if let Some(rev) = rev {
-            self.caches.wait_for(rev, Duration::from_secs(5)).await;
+            self.caches.wait_for_own(rev, Duration::from_secs(5)).await;
         }
         self.after_write(obj);
     }

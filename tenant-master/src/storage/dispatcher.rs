@@ -24,8 +24,15 @@ pub struct Caches {
     resources: RwLock<HashMap<String, Arc<ResourceCache>>>,
     field_fns: RwLock<HashMap<String, FieldFn>>,
     decoders: RwLock<HashMap<String, Option<DecodeFn>>>,
-    /// The revision up to which every event of the prefix has been applied.
+    /// The revision up to which every event of the prefix has been applied (advanced by events,
+    /// lists and etcd's progress notifications).
     rev: watch::Sender<i64>,
+    /// The highest revision this tenant's caches have applied from their own events or lists,
+    /// never from a progress notification. Waiting for one's own write uses this: etcd 3.4
+    /// before 3.4.24 (Debian ships 3.4.23) can answer a progress request with a revision whose
+    /// events it has not sent yet (etcd issue 15220), and a write must never look applied
+    /// before its event is in the cache.
+    own: watch::Sender<i64>,
     /// Asks the watch loop to request a progress notification from etcd (on demand only, so
     /// an idle tenant sends etcd nothing).
     progress_wanted: tokio::sync::Notify,
@@ -52,6 +59,7 @@ impl Caches {
             field_fns: RwLock::new(field_fns),
             decoders: RwLock::new(HashMap::new()),
             rev: watch::channel(0).0,
+            own: watch::channel(0).0,
             progress_wanted: tokio::sync::Notify::new(),
         });
         let rev = caches.initial_load().await?;
@@ -119,6 +127,18 @@ impl Caches {
         ok
     }
 
+    /// Waits until the caches hold this tenant's own write at revision `rv` (and everything
+    /// before it); false on timeout. Unlike [`Caches::wait_for`] it trusts only events and
+    /// lists, never a progress notification, so it cannot return before the write's event.
+    pub async fn wait_for_own(&self, rv: i64, timeout: Duration) -> bool {
+        if *self.own.borrow() >= rv {
+            return true;
+        }
+        let mut rx = self.own.subscribe();
+        let ok = matches!(tokio::time::timeout(timeout, rx.wait_for(|r| *r >= rv)).await, Ok(Ok(_)));
+        ok
+    }
+
     /// Asks etcd where this tenant's watch stands, so the revision advances past other
     /// tenants' writes (for bookmarks and `resourceVersion=N` reads).
     pub fn request_progress(&self) {
@@ -159,6 +179,7 @@ impl Caches {
     async fn initial_load(&self) -> Result<i64, StorageError> {
         let (by_res, rev) = self.list_all().await?;
         self.rev.send_replace(rev);
+        self.own.send_replace(rev);
         for (id, objs) in by_res {
             self.resource(&id).load(objs, rev);
         }
@@ -206,6 +227,7 @@ impl Caches {
             }
         }
         self.rev.send_replace(rev);
+        self.own.send_replace(rev);
         Ok(rev)
     }
 
@@ -234,6 +256,7 @@ impl Caches {
     async fn watch_from(&self, mut rev: i64) -> Result<(), (i64, String)> {
         let prefix = self.etcd.full("/registry/");
         let strip = self.etcd.prefix().len();
+        let mut own = *self.own.borrow();
         let opts = WatchOptions::new()
             .with_prefix()
             .with_progress_notify()
@@ -274,6 +297,9 @@ impl Caches {
                 if mrv > rev {
                     rev = mrv;
                 }
+                if mrv > own {
+                    own = mrv;
+                }
             }
             if resp.events().is_empty() && !resp.created() {
                 // A progress notification: everything up to its revision has been delivered, so
@@ -283,6 +309,7 @@ impl Caches {
                 }
             }
             self.rev.send_replace(rev);
+            self.own.send_replace(own);
         }
     }
 }

@@ -1,4 +1,26 @@
-//! The kplex super-scheduler: one global scheduler placing every tenant's pods on real nodes.
+//! The kplex super-scheduler: one global scheduler placing every tenant's pods on the super
+//! cluster's real nodes, and the owner of the virtual-node view each tenant has of them.
 //!
-//! It owns the virtual-node <-> real-node mapping. Nothing is implemented yet: it is built by
-//! issue 6.
+//! The core (`state`, `schedule` and the filter and score modules) is pure: a picture of the
+//! nodes and pods of the super cluster plus in-flight reservations, and kube-scheduler's
+//! algorithm over it, scoped per tenant. `cache` keeps that picture current from the super
+//! cluster's API (kube watchers), `service` serves the syncer over gRPC, `metrics` exports
+//! Prometheus metrics. docs/super-scheduler.md describes the design.
+
+pub mod filters;
+pub mod interpod;
+pub mod labels;
+pub mod message;
+pub mod node;
+pub mod pod;
+pub mod policy;
+pub mod quantity;
+pub mod resources;
+pub mod schedule;
+#[cfg(test)]
+mod schedule_tests;
+pub mod scores;
+pub mod spread;
+pub mod state;
+
+pub use schedule::{Outcome, PodRequest, Scheduler, SchedulerConfig};

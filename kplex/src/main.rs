@@ -13,6 +13,8 @@ struct Cli {
 enum Cmd {
     /// Run one tenant's control plane: a Kubernetes API server over etcd.
     TenantMaster(tenant_master::Config),
+    /// Run the global scheduler that places every tenant's pods on the super cluster's nodes.
+    SuperScheduler(super_scheduler::Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +32,15 @@ fn main() -> anyhow::Result<()> {
                 let name = cfg.name.clone();
                 let tm = tenant_master::TenantMaster::start(cfg).await?;
                 println!("tenant master {name} ready at https://{} (kubeconfig {})", tm.addr, tm.kubeconfig.display());
+                shutdown_signal().await;
+                Ok(())
+            })
+        }
+        Cmd::SuperScheduler(cfg) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let s = super_scheduler::start(cfg).await?;
+                println!("super-scheduler ready: gRPC on {}, metrics on http://{}/metrics", s.grpc_addr, s.metrics_addr);
                 shutdown_signal().await;
                 Ok(())
             })

@@ -25,6 +25,9 @@ use crate::node::NodeInfo;
 use crate::quantity;
 use crate::resources::Resources;
 
+/// An exceeded quota: resource, requested, used, limit.
+type Exceeded<'a> = (&'a str, i64, i64, i64);
+
 /// One tenant's provider rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantPolicy {
@@ -80,7 +83,7 @@ impl TenantPolicy {
     /// The quota refusal for a pod requesting `req` while the tenant uses `used` over `pods`
     /// pods, worded like ResourceQuota admission; None when it fits.
     pub fn check_quota(&self, tenant: &str, req: &Resources, used: &Resources, pods: i64) -> Option<String> {
-        let mut exceeded = Vec::new();
+        let mut exceeded: Vec<Exceeded> = Vec::new();
         for (name, &limit) in &self.quota {
             let (want, have) = if name == "pods" { (1, pods) } else { (req.get(name), used.get(name)) };
             if want > 0 && have + want > limit {
@@ -90,10 +93,9 @@ impl TenantPolicy {
         if exceeded.is_empty() {
             return None;
         }
-        let list = |f: &dyn Fn(&(&str, i64, i64, i64)) -> i64| {
-            exceeded.iter().map(|e| format!("{}={}", e.0, quantity::format(f(e), e.0 == "cpu"))).collect::<Vec<_>>().join(",")
-        };
-        Some(format!("exceeded quota of virtual cluster {tenant}, requested: {}, used: {}, limited: {}", list(&|e| e.1), list(&|e| e.2), list(&|e| e.3)))
+        let list =
+            |pick: fn(&Exceeded) -> i64| exceeded.iter().map(|e| format!("{}={}", e.0, quantity::format(pick(e), e.0 == "cpu"))).collect::<Vec<_>>().join(",");
+        Some(format!("exceeded quota of virtual cluster {tenant}, requested: {}, used: {}, limited: {}", list(|e| e.1), list(|e| e.2), list(|e| e.3)))
     }
 }
 

@@ -74,6 +74,8 @@ pub struct ClusterState {
     by_tenant_uid: Map<(String, String), PodId>,
     tenants: Map<String, TenantState>,
     node_gen: u64,
+    live_nodes: usize,
+    reserved: usize,
     /// Bumped by every change that may let a pod fit that did not (see `WatchChanges`).
     pub generation: u64,
     pub vpolicy: VirtualNodePolicy,
@@ -110,10 +112,9 @@ impl ClusterState {
         self.by_super_uid.keys().cloned().collect()
     }
 
-    /// How many pods are placed and reserved.
-    pub fn counts(&self) -> (usize, usize) {
-        let reserved = self.pods.iter().flatten().filter(|p| p.super_uid.is_none()).count();
-        (self.by_super_uid.len(), reserved)
+    /// How many nodes, placed pods and reservations there are.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.live_nodes, self.by_super_uid.len(), self.reserved)
     }
 
     fn slot_for(&mut self, name: &str) -> usize {
@@ -150,7 +151,9 @@ impl ClusterState {
         if self.nodes[i].info.as_ref() == Some(&info) {
             return;
         }
-        self.nodes[i].info = Some(info);
+        if self.nodes[i].info.replace(info).is_none() {
+            self.live_nodes += 1;
+        }
         self.node_gen += 1;
         self.order_dirty = true;
         self.generation += 1;
@@ -159,6 +162,7 @@ impl ClusterState {
     pub fn remove_node(&mut self, name: &str) {
         if let Some(&i) = self.names.get(name) {
             if self.nodes[i].info.take().is_some() {
+                self.live_nodes -= 1;
                 self.node_gen += 1;
                 self.order_dirty = true;
             }
@@ -255,8 +259,11 @@ impl ClusterState {
                 self.by_tenant_uid.insert((t.clone(), u.clone()), id);
             }
         }
-        if let Some(u) = &p.super_uid {
-            self.by_super_uid.insert(u.clone(), id);
+        match &p.super_uid {
+            Some(u) => {
+                self.by_super_uid.insert(u.clone(), id);
+            }
+            None => self.reserved += 1,
         }
         self.pods[id] = Some(p);
         id
@@ -291,8 +298,11 @@ impl ClusterState {
                 }
             }
         }
-        if let Some(u) = &p.super_uid {
-            self.by_super_uid.remove(u);
+        match &p.super_uid {
+            Some(u) => {
+                self.by_super_uid.remove(u);
+            }
+            None => self.reserved -= 1,
         }
         let node = p.node;
         self.drop_slot_if_empty(node);
@@ -440,7 +450,7 @@ mod tests {
         s.upsert_pod(&super_pod("su1", "n1", Some(("acme", "tu1")), "1"));
         assert_eq!(s.nodes[n1].requested.milli_cpu, 1000, "the super pod replaced the reservation");
         assert_eq!(s.tenant("acme").unwrap().pod_count, 1);
-        assert_eq!(s.counts(), (1, 0));
+        assert_eq!(s.counts(), (2, 1, 0));
         assert!(!s.release("acme", "tu1"), "a placed pod is not released");
         s.upsert_pod(&super_pod("other", "n2", None, "500m"));
         assert_eq!(s.nodes[s.node_index("n2").unwrap()].requested.milli_cpu, 500);

@@ -11,7 +11,16 @@ use crate::state::{ClusterState, PodId};
 type TopoCounts = Map<String, Map<String, i64>>;
 
 fn bump(m: &mut TopoCounts, key: &str, value: &str, by: i64) {
-    *m.entry(key.to_string()).or_default().entry(value.to_string()).or_default() += by;
+    let vals = match m.get_mut(key) {
+        Some(v) => v,
+        None => m.entry(key.to_string()).or_default(),
+    };
+    match vals.get_mut(value) {
+        Some(c) => *c += by,
+        None => {
+            vals.insert(value.to_string(), by);
+        }
+    }
 }
 
 fn get(m: &TopoCounts, key: &str, value: &str) -> i64 {
@@ -24,6 +33,13 @@ fn tenant_pods<'a>(st: &'a ClusterState, ids: impl Iterator<Item = &'a PodId>) -
         let p = st.pod(id);
         st.nodes[p.node].info.as_ref().map(|n| (&p.info, &n.vlabels))
     })
+}
+
+/// Whether any of the pod's terms has a namespace selector to resolve.
+pub fn has_namespace_selectors(pod: &PodInfo) -> bool {
+    let a = &pod.affinity;
+    let sel = |t: &AffinityTerm| !t.ns_selector.nothing && !t.ns_selector.is_empty();
+    a.required.iter().any(sel) || a.required_anti.iter().any(sel) || a.preferred.iter().any(|(_, t)| sel(t)) || a.preferred_anti.iter().any(|(_, t)| sel(t))
 }
 
 /// The incoming pod's terms with namespace selectors resolved against the tenant's namespaces

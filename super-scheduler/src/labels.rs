@@ -31,7 +31,7 @@ pub fn labels_from(m: Option<&std::collections::BTreeMap<String, String>>) -> La
 }
 
 /// The operator of one requirement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     In,
     NotIn,
@@ -42,7 +42,7 @@ pub enum Op {
 }
 
 /// One requirement of a selector (`labels.Requirement`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requirement {
     pub key: String,
     pub op: Op,
@@ -96,7 +96,7 @@ impl Requirement {
 }
 
 /// A label selector: `Everything` (no requirements), `Nothing`, or requirements ANDed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Selector {
     pub reqs: Vec<Requirement>,
     pub nothing: bool,
@@ -154,7 +154,7 @@ impl Selector {
 }
 
 /// One parsed `NodeSelectorTerm`: label requirements and `metadata.name` field requirements.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeTerm {
     pub labels: Vec<Requirement>,
     /// `(In?, name)`: `metadata.name` must (In) or must not (NotIn) be `name`.
@@ -214,7 +214,7 @@ fn parse_field(f: &NodeSelectorRequirement, out: &mut Vec<(bool, String)>) -> bo
 }
 
 /// A required `NodeSelector`: its terms are ORed; with no (valid) term it matches nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeSelector {
     pub terms: Vec<NodeTerm>,
 }

@@ -8,6 +8,7 @@
 //! Prometheus metrics. docs/super-scheduler.md describes the design.
 
 pub mod cache;
+pub mod classes;
 pub mod filters;
 pub mod interpod;
 pub mod labels;
@@ -37,6 +38,11 @@ use std::time::Duration;
 pub mod proto {
     tonic::include_proto!("kplex.scheduler.v1");
 }
+
+/// A gRPC client of the super-scheduler (`SchedulerClient::connect("http://127.0.0.1:10260")`).
+pub type SchedulerClient = proto::super_scheduler_client::SuperSchedulerClient<tonic::transport::Channel>;
+/// The stream `WatchChanges` answers with.
+pub type ChangeStream = tonic::Streaming<proto::ClusterChange>;
 
 /// Options of `kplex super-scheduler`.
 #[derive(Debug, Clone, clap::Args)]

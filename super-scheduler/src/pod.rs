@@ -9,7 +9,7 @@ use crate::node::Taint;
 use crate::resources::{pod_requests, Resources};
 
 /// A toleration (`v1.Toleration.ToleratesTaint`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Toleration {
     pub key: String,
     /// `Exists` (true) or `Equal`/empty (false).

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::classes::{Class, ClassCache};
 use crate::filters::{fit_filter, ports_filter, static_filters, Code};
 use crate::interpod;
 use crate::labels::{Labels, Selector};
@@ -61,6 +62,7 @@ pub struct Scheduler {
     pub state: ClusterState,
     pub config: SchedulerConfig,
     next_start: usize,
+    classes: ClassCache,
 }
 
 /// `numFeasibleNodesToFind`.
@@ -75,7 +77,7 @@ pub fn num_feasible_nodes_to_find(percentage: u32, n: usize) -> usize {
 
 impl Scheduler {
     pub fn new(state: ClusterState, config: SchedulerConfig) -> Scheduler {
-        Scheduler { state, config, next_start: 0 }
+        Scheduler { state, config, next_start: 0, classes: ClassCache::default() }
     }
 
     /// Decides where a tenant pod goes and reserves it there.
@@ -86,8 +88,15 @@ impl Scheduler {
                 return Outcome::Placed { node: n.name.clone(), existing: true };
             }
         }
-        let mut pod = req.pod.clone();
-        interpod::resolve_namespaces(&mut pod, &req.namespaces);
+        // Namespace selectors in the pod's terms are resolved against the tenant's namespaces.
+        let pod = if interpod::has_namespace_selectors(&req.pod) {
+            let mut p = req.pod.clone();
+            interpod::resolve_namespaces(&mut p, &req.namespaces);
+            std::borrow::Cow::Owned(p)
+        } else {
+            std::borrow::Cow::Borrowed(&req.pod)
+        };
+        let pod: &PodInfo = &pod;
         let nodes = self.state.visible_nodes(tenant);
         if nodes.is_empty() {
             return Outcome::Unschedulable { reason: "Unschedulable", message: "no nodes available to schedule pods".into(), quota: false };
@@ -95,7 +104,7 @@ impl Scheduler {
         let n_all = nodes.len();
         let unschedulable = |diag: Diagnosis, st: &ClusterState, quota: bool| Outcome::Unschedulable {
             reason: "Unschedulable",
-            message: fit_error_message(st, &pod, n_all, &diag),
+            message: fit_error_message(st, pod, n_all, &diag),
             quota,
         };
 
@@ -107,22 +116,23 @@ impl Scheduler {
             }
         }
         let mut diag = Diagnosis::default();
-        let mut candidates = nodes.clone();
-        if let Some(names) = node_name_prefilter(&pod) {
+        let mut candidates = std::borrow::Cow::Borrowed(&nodes[..]);
+        if let Some(names) = node_name_prefilter(pod) {
             match names {
                 None => {
                     diag.prefilter = Some(("pod affinity terms conflict".into(), Code::UnschedulableAndUnresolvable));
                     return unschedulable(diag, &self.state, false);
                 }
                 Some(names) => {
-                    candidates.retain(|&i| names.iter().any(|n| *n == self.state.node(i).name));
+                    candidates = std::borrow::Cow::Owned(nodes.iter().copied().filter(|&i| names.iter().any(|n| *n == self.state.node(i).name)).collect());
                     diag.absent = Some(("node(s) didn't satisfy plugin(s) [NodeAffinity]".into(), Code::UnschedulableAndUnresolvable));
                 }
             }
         }
         let ns_labels = req.namespaces.iter().find(|(n, _)| *n == pod.namespace).map(|(_, l)| l.clone()).unwrap_or_default();
-        let spread_state = spread::FilterState::new(&self.state, tenant, &pod, &nodes);
-        let interpod_state = interpod::FilterState::new(&self.state, tenant, &pod, &ns_labels);
+        let class = self.classes.get(&self.state, pod);
+        let spread_state = spread::FilterState::new(&self.state, tenant, pod, &nodes);
+        let interpod_state = interpod::FilterState::new(&self.state, tenant, pod, &ns_labels);
 
         // Filter, from where the last search stopped, until enough nodes fit.
         let want = num_feasible_nodes_to_find(self.config.percentage_of_nodes_to_score, candidates.len());
@@ -137,11 +147,15 @@ impl Scheduler {
             let idx = candidates[(self.next_start + k) % len];
             let slot = &self.state.nodes[idx];
             let node = slot.info.as_ref().expect("visible nodes have info");
-            let failure = static_filters(node, &pod)
-                .or_else(|| ports_filter(slot, &pod))
-                .or_else(|| fit_filter(node, slot, &pod))
-                .or_else(|| spread_state.as_ref().and_then(|s| s.filter(&pod, &node.vlabels)))
-                .or_else(|| interpod_state.as_ref().and_then(|s| s.filter(&pod, &node.vlabels)));
+            let static_failure = match class.failures.get(idx) {
+                Some(f) => *f,
+                None => static_filters(node, pod),
+            };
+            let failure = static_failure
+                .or_else(|| ports_filter(slot, pod))
+                .or_else(|| fit_filter(node, slot, pod))
+                .or_else(|| spread_state.as_ref().and_then(|s| s.filter(pod, &node.vlabels)))
+                .or_else(|| interpod_state.as_ref().and_then(|s| s.filter(pod, &node.vlabels)));
             match failure {
                 None => feasible.push(idx),
                 Some(f) => diag.failures.push((idx, f)),
@@ -153,8 +167,11 @@ impl Scheduler {
         if feasible.is_empty() {
             return unschedulable(diag, &self.state, false);
         }
-        let chosen =
-            if feasible.len() == 1 { feasible[0] } else { self.pick(tenant, &pod, req.default_spread_selector.as_ref(), &nodes, &feasible, &ns_labels) };
+        let chosen = if feasible.len() == 1 {
+            feasible[0]
+        } else {
+            self.pick(tenant, pod, &class, req.default_spread_selector.as_ref(), &nodes, &feasible, &ns_labels)
+        };
         let name = self.state.node(chosen).name.clone();
         let expires = now + self.config.reservation_ttl;
         self.state.reserve(tenant, req.pod.clone(), chosen, expires);
@@ -162,7 +179,8 @@ impl Scheduler {
     }
 
     /// Scores the feasible nodes and picks the best (ties: the smallest stable hash).
-    fn pick(&self, tenant: &str, pod: &PodInfo, default_sel: Option<&Selector>, all: &[usize], feasible: &[usize], ns_labels: &Labels) -> usize {
+    #[allow(clippy::too_many_arguments)]
+    fn pick(&self, tenant: &str, pod: &PodInfo, class: &Class, default_sel: Option<&Selector>, all: &[usize], feasible: &[usize], ns_labels: &Labels) -> usize {
         let st = &self.state;
         let n = feasible.len();
         let mut total = vec![0i64; n];
@@ -171,11 +189,13 @@ impl Scheduler {
                 *t += s * weight;
             }
         };
-        let mut taint: Vec<i64> = feasible.iter().map(|&i| intolerable_prefer_no_schedule(st.node(i), pod)).collect();
+        let mut taint: Vec<i64> =
+            feasible.iter().map(|&i| class.taint.get(i).copied().unwrap_or_else(|| intolerable_prefer_no_schedule(st.node(i), pod))).collect();
         default_normalize(&mut taint, true);
         add(&taint, WEIGHT_TAINT);
         if !pod.preferred_node_affinity.is_empty() {
-            let mut aff: Vec<i64> = feasible.iter().map(|&i| preferred_node_affinity(st.node(i), pod)).collect();
+            let mut aff: Vec<i64> =
+                feasible.iter().map(|&i| class.preferred.get(i).copied().unwrap_or_else(|| preferred_node_affinity(st.node(i), pod))).collect();
             default_normalize(&mut aff, false);
             add(&aff, WEIGHT_NODE_AFFINITY);
         }

@@ -83,7 +83,13 @@ impl FilterState {
                     continue;
                 }
                 let count = per_node.get(&i).map(|v| v[ci]).unwrap_or(0);
-                *domains[ci].entry(n.vlabels[&c.topology_key].clone()).or_default() += count;
+                let value = &n.vlabels[&c.topology_key];
+                match domains[ci].get_mut(value) {
+                    Some(d) => *d += count,
+                    None => {
+                        domains[ci].insert(value.clone(), count);
+                    }
+                }
             }
         }
         let min = constraints
@@ -144,7 +150,9 @@ impl ScoreState {
             for (ci, c) in constraints.iter().enumerate() {
                 if c.topology_key != HOSTNAME {
                     if let Some(v) = n.vlabels.get(&c.topology_key) {
-                        domains[ci].entry(v.clone()).or_insert(0);
+                        if !domains[ci].contains_key(v) {
+                            domains[ci].insert(v.clone(), 0);
+                        }
                     }
                 }
             }

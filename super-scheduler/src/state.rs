@@ -90,6 +90,11 @@ impl ClusterState {
         self.pods[id].as_ref().expect("live pod id")
     }
 
+    /// Changes whenever a node is added, removed or changed.
+    pub fn node_generation(&self) -> u64 {
+        self.node_gen
+    }
+
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.names.get(name).copied().filter(|&i| self.nodes[i].info.is_some())
     }

@@ -207,3 +207,85 @@ pub fn normalize(scores: &mut [i64]) {
         *s = if diff > 0 { (100.0 * ((*s - min) as f64 / diff as f64)) as i64 } else { 0 };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::VirtualNodePolicy;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn state() -> ClusterState {
+        let mut st = ClusterState::new(VirtualNodePolicy::default());
+        for (name, zone) in [("n0", "a"), ("n1", "a"), ("n2", "b")] {
+            st.upsert_node(
+                &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone}},
+                    "status": {"allocatable": {"cpu": "8", "memory": "8Gi", "pods": "110"}, "conditions": [{"type": "Ready", "status": "True"}]}}))
+                .unwrap(),
+            );
+        }
+        st
+    }
+
+    fn pod(uid: &str, labels: serde_json::Value, affinity: serde_json::Value) -> PodInfo {
+        PodInfo::from_pod(
+            &serde_json::from_value(
+                json!({"metadata": {"name": uid, "uid": uid, "namespace": "ns", "labels": labels}, "spec": {"containers": [], "affinity": affinity}}),
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn add(st: &mut ClusterState, tenant: &str, p: PodInfo, node: &str) {
+        let idx = st.node_index(node).unwrap();
+        st.reserve(tenant, p, idx, Instant::now() + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn preferred_anti_affinity_scores_and_normalises_min_max() {
+        let mut st = state();
+        add(&mut st, "t", pod("w0", json!({"app": "web"}), json!({})), "n0");
+        add(&mut st, "t", pod("w1", json!({"app": "web"}), json!({})), "n0");
+        add(&mut st, "t", pod("w2", json!({"app": "web"}), json!({})), "n1");
+        let p = pod(
+            "new",
+            json!({"app": "web"}),
+            json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 10, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}}]}}),
+        );
+        let s = ScoreState::new(&st, "t", &p, &Labels::default(), 1).unwrap();
+        let mut raw: Vec<i64> = ["n0", "n1", "n2"].iter().map(|n| s.score(&st.node(st.node_index(n).unwrap()).vlabels)).collect();
+        assert_eq!(raw, vec![-20, -10, 0]);
+        normalize(&mut raw);
+        assert_eq!(raw, vec![0, 50, 100]);
+        assert!(ScoreState::new(&st, "other", &p, &Labels::default(), 1).is_none(), "other tenants' pods do not count");
+    }
+
+    #[test]
+    fn existing_pods_required_affinity_attracts_with_the_hard_weight() {
+        let mut st = state();
+        let aff = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}]}});
+        add(&mut st, "t", pod("cache", json!({"app": "cache"}), aff), "n2");
+        let p = pod("db", json!({"app": "db"}), json!({}));
+        let s = ScoreState::new(&st, "t", &p, &Labels::default(), 1).unwrap();
+        assert_eq!(s.score(&st.node(st.node_index("n2").unwrap()).vlabels), 1);
+        assert_eq!(s.score(&st.node(st.node_index("n0").unwrap()).vlabels), 0);
+    }
+
+    #[test]
+    fn existing_anti_affinity_blocks_the_topology_of_the_pod_that_has_it() {
+        let mut st = state();
+        let anti = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "noisy"}}, "topologyKey": "topology.kubernetes.io/zone"}]}});
+        add(&mut st, "t", pod("quiet", json!({"app": "quiet"}), anti), "n0");
+        let p = pod("noisy", json!({"app": "noisy"}), json!({}));
+        let f = FilterState::new(&st, "t", &p, &Labels::default()).unwrap();
+        let node = |n: &str| &st.node(st.node_index(n).unwrap()).vlabels;
+        assert_eq!(f.filter(&p, node("n1")), Some(crate::filters::Failure::ExistingAntiAffinity), "same zone as the quiet pod");
+        assert_eq!(f.filter(&p, node("n2")), None);
+        assert!(FilterState::new(&st, "u", &p, &Labels::default()).is_none(), "another tenant's pod does not care");
+    }
+}

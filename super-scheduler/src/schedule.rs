@@ -167,11 +167,8 @@ impl Scheduler {
         if feasible.is_empty() {
             return unschedulable(diag, &self.state, false);
         }
-        let chosen = if feasible.len() == 1 {
-            feasible[0]
-        } else {
-            self.pick(tenant, pod, &class, req.default_spread_selector.as_ref(), &nodes, &feasible, &ns_labels)
-        };
+        let chosen =
+            if feasible.len() == 1 { feasible[0] } else { self.pick(tenant, pod, &class, req.default_spread_selector.as_ref(), &nodes, &feasible, &ns_labels) };
         let name = self.state.node(chosen).name.clone();
         let expires = now + self.config.reservation_ttl;
         self.state.reserve(tenant, req.pod.clone(), chosen, expires);

@@ -246,3 +246,63 @@ where
     tokio::spawn(f(tx));
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::VirtualNodePolicy;
+    use crate::SchedulerConfig;
+    use serde_json::json;
+
+    #[test]
+    fn concurrent_batches_never_overcommit_a_node() {
+        let mut st = ClusterState::new(VirtualNodePolicy::default());
+        for i in 0..5 {
+            st.upsert_node(
+                &serde_json::from_value(json!({"metadata": {"name": format!("n{i}"), "labels": {"topology.kubernetes.io/zone": "a"}},
+                    "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}, "conditions": [{"type": "Ready", "status": "True"}]}}))
+                .unwrap(),
+            );
+        }
+        let shared = Arc::new(Shared::new(Scheduler::new(st, SchedulerConfig::default()), Default::default()));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let pods: Vec<proto::PodToSchedule> = (0..10)
+                        .map(|i| {
+                            let pod = json!({"metadata": {"name": format!("p{t}-{i}"), "namespace": "ns", "uid": format!("u{t}-{i}")},
+                                "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "700m"}}}]}});
+                            proto::PodToSchedule { tenant: format!("t{}", t % 2), pod: serde_json::to_vec(&pod).unwrap(), ..Default::default() }
+                        })
+                        .collect();
+                    decide(&shared, &pods).0
+                })
+            })
+            .collect();
+        let decisions: Vec<proto::Decision> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut per_node: BTreeMap<String, i64> = BTreeMap::new();
+        for d in &decisions {
+            if let Some(proto::decision::Result::Placed(p)) = &d.result {
+                *per_node.entry(p.node_name.clone()).or_default() += 700;
+            }
+        }
+        // Five nodes of 2 cpu hold two 700m pods each: ten of the forty, never a third on a node.
+        assert_eq!(per_node.values().sum::<i64>(), 10 * 700, "{per_node:?}");
+        assert!(per_node.values().all(|&m| m <= 2000), "{per_node:?}");
+        let s = shared.sched.lock();
+        assert!(s.state.nodes.iter().all(|n| n.requested.milli_cpu <= 2000));
+    }
+
+    #[test]
+    fn unreadable_pods_get_a_scheduler_error() {
+        let shared = Shared::new(Scheduler::new(ClusterState::default(), SchedulerConfig::default()), Default::default());
+        let bad = proto::PodToSchedule { tenant: "t".into(), pod: b"{not json".to_vec(), ..Default::default() };
+        let no_uid = proto::PodToSchedule { tenant: "t".into(), pod: br#"{"metadata": {"name": "p"}}"#.to_vec(), ..Default::default() };
+        let (d, _) = decide(&shared, &[bad, no_uid]);
+        for d in d {
+            let Some(proto::decision::Result::Unschedulable(u)) = d.result else { panic!("{d:?}") };
+            assert_eq!(u.reason, "SchedulerError");
+        }
+    }
+}

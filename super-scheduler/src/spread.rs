@@ -214,3 +214,79 @@ pub fn normalize(raw: &[Option<i64>]) -> Vec<i64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::VirtualNodePolicy;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    /// Nodes a..d (zone by the given letters), with `pods[i]` matching app=web pods of tenant t.
+    fn setup(zones: &[&str], pods: &[usize]) -> ClusterState {
+        let mut st = ClusterState::new(VirtualNodePolicy::default());
+        for (i, z) in zones.iter().enumerate() {
+            let name = format!("n{i}");
+            st.upsert_node(
+                &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": z}},
+                    "status": {"allocatable": {"cpu": "8", "memory": "8Gi", "pods": "110"}, "conditions": [{"type": "Ready", "status": "True"}]}}))
+                .unwrap(),
+            );
+        }
+        for (i, &n) in pods.iter().enumerate() {
+            let idx = st.node_index(&format!("n{i}")).unwrap();
+            for k in 0..n {
+                let labels: Labels = [("app".to_string(), "web".to_string())].into_iter().collect();
+                let info = PodInfo { uid: format!("p{i}-{k}"), namespace: "ns".into(), labels, ..Default::default() };
+                st.reserve("t", info, idx, Instant::now() + Duration::from_secs(60));
+            }
+        }
+        st
+    }
+
+    fn pod(constraint: serde_json::Value) -> PodInfo {
+        PodInfo::from_pod(
+            &serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}},
+                "spec": {"containers": [], "topologySpreadConstraints": [constraint]}}))
+            .unwrap(),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn soft_hostname_spreading_scores_emptier_nodes_higher() {
+        let st = setup(&["a", "a", "a"], &[2, 1, 0]);
+        let p = pod(json!({"maxSkew": 1, "topologyKey": HOSTNAME, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "web"}}}));
+        let all = [0, 1, 2];
+        let s = ScoreState::new(&st, "t", &p, None, &all, &all).unwrap();
+        // weight ln(3 + 2); raw 2w, w, 0 rounded: 3, 2, 0; normalised 100 * (max + min - s) / max.
+        let raw: Vec<Option<i64>> = all.iter().map(|&i| s.score(i, &st.node(i).vlabels)).collect();
+        assert_eq!(raw, vec![Some(3), Some(2), Some(0)]);
+        assert_eq!(normalize(&raw), vec![0, 33, 100]);
+        // Another tenant's pods are not counted.
+        let s = ScoreState::new(&st, "u", &p, None, &all, &all).unwrap();
+        assert_eq!(normalize(&all.iter().map(|&i| s.score(i, &st.node(i).vlabels)).collect::<Vec<_>>()), vec![100, 100, 100]);
+    }
+
+    #[test]
+    fn hard_zone_spreading_with_min_domains() {
+        // Zones a (n0, n1) and b (n2); 2 pods in a, 1 in b.
+        let st = setup(&["a", "a", "b"], &[1, 1, 1]);
+        let c = json!({"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+                       "labelSelector": {"matchLabels": {"app": "web"}}});
+        let p = pod(c.clone());
+        let f = FilterState::new(&st, "t", &p, &[0, 1, 2]).unwrap();
+        assert_eq!(f.filter(&p, &st.node(0).vlabels), Some(Failure::Spread), "a: 2 + 1 - 1 > 1");
+        assert_eq!(f.filter(&p, &st.node(2).vlabels), None);
+        // minDomains 3 with 2 domains: the global minimum counts as 0, so b (1 + 1 - 0) is full too.
+        let mut c3 = c;
+        c3["minDomains"] = json!(3);
+        let p = pod(c3);
+        let f = FilterState::new(&st, "t", &p, &[0, 1, 2]).unwrap();
+        assert_eq!(f.filter(&p, &st.node(2).vlabels), Some(Failure::Spread));
+        let mut no_zone = Labels::default();
+        no_zone.insert(HOSTNAME.into(), "x".into());
+        assert_eq!(f.filter(&p, &no_zone), Some(Failure::SpreadMissingLabel));
+    }
+}

@@ -2,20 +2,19 @@
 //! spec alone: the static filters (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity)
 //! and the static scores (intolerable PreferNoSchedule taints, preferred node affinity). Replicas
 //! of one workload share a class, so these are computed once per node and class, not once per
-//! node and pod (kube-scheduler once had such an equivalence cache). A class holds its results
-//! for every node; the cache is dropped whenever a node changes.
+//! node and pod (kube-scheduler once had such an equivalence cache). Results are filled in
+//! lazily, node by node, as searches reach them; the cache is dropped whenever a node changes.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 use crate::filters::{static_filters, Failure};
 use crate::labels::{Map, NodeSelector, NodeTerm, Selector};
+use crate::node::NodeInfo;
 use crate::pod::{PodInfo, Toleration};
 use crate::scores::{intolerable_prefer_no_schedule, preferred_node_affinity};
-use crate::state::ClusterState;
 
 /// The parts of a pod spec the static filters and scores read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Signature {
     node_name: Option<String>,
     node_selector: Option<Selector>,
@@ -24,7 +23,7 @@ struct Signature {
     tolerations: Vec<Toleration>,
 }
 
-/// Hashes the signature fields of a pod without copying them (the same hash as `Signature`'s).
+/// Hashes the signature fields of a pod without copying them.
 fn hash_of(pod: &PodInfo) -> u64 {
     foldhash::fast::FixedState::default().hash_one((
         &pod.node_name,
@@ -55,54 +54,72 @@ impl Signature {
     }
 }
 
-/// The static results of one class, indexed by node slot.
-#[derive(Debug)]
-pub struct Class {
-    pub failures: Vec<Option<Failure>>,
+/// A node's static results for one class.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failure: Option<Failure>,
     /// Raw TaintToleration score (intolerable PreferNoSchedule taints).
-    pub taint: Vec<i64>,
+    taint: i64,
     /// Raw NodeAffinity score (weights of matching preferred terms).
-    pub preferred: Vec<i64>,
+    preferred: i64,
+}
+
+/// The static results of one class, by node slot, filled in as nodes are reached.
+#[derive(Debug, Default)]
+struct Class {
+    entries: Vec<Option<Entry>>,
 }
 
 /// The classes seen since the last node change.
 #[derive(Debug, Default)]
 pub struct ClassCache {
     node_gen: u64,
-    classes: Map<u64, Vec<(Signature, Arc<Class>)>>,
-    len: usize,
+    index: Map<u64, Vec<(Signature, usize)>>,
+    classes: Vec<Class>,
 }
 
 /// More classes than this and the cache starts over (bounds memory: a class is a few bytes per
-/// node).
+/// node it was evaluated on).
 const MAX_CLASSES: usize = 512;
 
 impl ClassCache {
-    /// The class of the pod, computed over every node if new.
-    pub fn get(&mut self, st: &ClusterState, pod: &PodInfo) -> Arc<Class> {
-        if self.node_gen != st.node_generation() || self.len >= MAX_CLASSES {
+    /// The class of the pod (a handle for `entry`).
+    pub fn class_of(&mut self, node_gen: u64, pod: &PodInfo) -> usize {
+        if self.node_gen != node_gen || self.classes.len() >= MAX_CLASSES {
+            self.index.clear();
             self.classes.clear();
-            self.len = 0;
-            self.node_gen = st.node_generation();
+            self.node_gen = node_gen;
         }
         let hash = hash_of(pod);
-        if let Some((_, c)) = self.classes.get(&hash).and_then(|v| v.iter().find(|(s, _)| s.is_of(pod))) {
-            return c.clone();
+        if let Some((_, c)) = self.index.get(&hash).and_then(|v| v.iter().find(|(s, _)| s.is_of(pod))) {
+            return *c;
         }
-        let n = st.nodes.len();
-        let mut class = Class { failures: vec![None; n], taint: vec![0; n], preferred: vec![0; n] };
-        for (i, slot) in st.nodes.iter().enumerate() {
-            if let Some(node) = &slot.info {
-                class.failures[i] = static_filters(node, pod);
-                class.taint[i] = intolerable_prefer_no_schedule(node, pod);
-                if !pod.preferred_node_affinity.is_empty() {
-                    class.preferred[i] = preferred_node_affinity(node, pod);
-                }
-            }
+        self.classes.push(Class::default());
+        let id = self.classes.len() - 1;
+        self.index.entry(hash).or_default().push((Signature::of(pod), id));
+        id
+    }
+
+    fn entry(&mut self, class: usize, idx: usize, node: &NodeInfo, pod: &PodInfo) -> Entry {
+        let entries = &mut self.classes[class].entries;
+        if entries.len() <= idx {
+            entries.resize(idx + 1, None);
         }
-        let class = Arc::new(class);
-        self.classes.entry(hash).or_default().push((Signature::of(pod), class.clone()));
-        self.len += 1;
-        class
+        *entries[idx].get_or_insert_with(|| Entry {
+            failure: static_filters(node, pod),
+            taint: intolerable_prefer_no_schedule(node, pod),
+            preferred: if pod.preferred_node_affinity.is_empty() { 0 } else { preferred_node_affinity(node, pod) },
+        })
+    }
+
+    /// The first static filter the node fails for the class's pods.
+    pub fn failure(&mut self, class: usize, idx: usize, node: &NodeInfo, pod: &PodInfo) -> Option<Failure> {
+        self.entry(class, idx, node, pod).failure
+    }
+
+    /// The raw TaintToleration and NodeAffinity scores of the node for the class's pods.
+    pub fn scores(&mut self, class: usize, idx: usize, node: &NodeInfo, pod: &PodInfo) -> (i64, i64) {
+        let e = self.entry(class, idx, node, pod);
+        (e.taint, e.preferred)
     }
 }

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::classes::{Class, ClassCache};
-use crate::filters::{fit_filter, ports_filter, static_filters, Code};
+use crate::classes::ClassCache;
+use crate::filters::{fit_filter, ports_filter, Code};
 use crate::interpod;
 use crate::labels::{Labels, Selector};
 use crate::message::{fit_error_message, Diagnosis};
@@ -130,7 +130,7 @@ impl Scheduler {
             }
         }
         let ns_labels = req.namespaces.iter().find(|(n, _)| *n == pod.namespace).map(|(_, l)| l.clone()).unwrap_or_default();
-        let class = self.classes.get(&self.state, pod);
+        let class = self.classes.class_of(self.state.node_generation(), pod);
         let spread_state = spread::FilterState::new(&self.state, tenant, pod, &nodes);
         let interpod_state = interpod::FilterState::new(&self.state, tenant, pod, &ns_labels);
 
@@ -147,11 +147,9 @@ impl Scheduler {
             let idx = candidates[(self.next_start + k) % len];
             let slot = &self.state.nodes[idx];
             let node = slot.info.as_ref().expect("visible nodes have info");
-            let static_failure = match class.failures.get(idx) {
-                Some(f) => *f,
-                None => static_filters(node, pod),
-            };
-            let failure = static_failure
+            let failure = self
+                .classes
+                .failure(class, idx, node, pod)
                 .or_else(|| ports_filter(slot, pod))
                 .or_else(|| fit_filter(node, slot, pod))
                 .or_else(|| spread_state.as_ref().and_then(|s| s.filter(pod, &node.vlabels)))
@@ -167,69 +165,79 @@ impl Scheduler {
         if feasible.is_empty() {
             return unschedulable(diag, &self.state, false);
         }
-        let chosen =
-            if feasible.len() == 1 { feasible[0] } else { self.pick(tenant, pod, &class, req.default_spread_selector.as_ref(), &nodes, &feasible, &ns_labels) };
+        let chosen = if feasible.len() == 1 {
+            feasible[0]
+        } else {
+            let scored = Scoring { tenant, pod, class, default_sel: req.default_spread_selector.as_ref(), all: &nodes, ns_labels: &ns_labels };
+            pick(&self.state, &self.config, &mut self.classes, &scored, &feasible)
+        };
         let name = self.state.node(chosen).name.clone();
         let expires = now + self.config.reservation_ttl;
         self.state.reserve(tenant, req.pod.clone(), chosen, expires);
         Outcome::Placed { node: name, existing: false }
     }
 
-    /// Scores the feasible nodes and picks the best (ties: the smallest stable hash).
-    #[allow(clippy::too_many_arguments)]
-    fn pick(&self, tenant: &str, pod: &PodInfo, class: &Class, default_sel: Option<&Selector>, all: &[usize], feasible: &[usize], ns_labels: &Labels) -> usize {
-        let st = &self.state;
-        let n = feasible.len();
-        let mut total = vec![0i64; n];
-        let mut add = |scores: &[i64], weight: i64| {
-            for (t, s) in total.iter_mut().zip(scores) {
-                *t += s * weight;
-            }
-        };
-        let mut taint: Vec<i64> =
-            feasible.iter().map(|&i| class.taint.get(i).copied().unwrap_or_else(|| intolerable_prefer_no_schedule(st.node(i), pod))).collect();
-        default_normalize(&mut taint, true);
-        add(&taint, WEIGHT_TAINT);
-        if !pod.preferred_node_affinity.is_empty() {
-            let mut aff: Vec<i64> =
-                feasible.iter().map(|&i| class.preferred.get(i).copied().unwrap_or_else(|| preferred_node_affinity(st.node(i), pod))).collect();
-            default_normalize(&mut aff, false);
-            add(&aff, WEIGHT_NODE_AFFINITY);
-        }
-        let fit: Vec<i64> = feasible.iter().map(|&i| least_allocated(st.node(i), &st.nodes[i], pod)).collect();
-        add(&fit, WEIGHT_FIT);
-        if let Some(s) = spread::ScoreState::new(st, tenant, pod, default_sel, all, feasible) {
-            let raw: Vec<Option<i64>> = feasible.iter().map(|&i| s.score(i, &st.node(i).vlabels)).collect();
-            add(&spread::normalize(&raw), WEIGHT_SPREAD);
-        }
-        if let Some(s) = interpod::ScoreState::new(st, tenant, pod, ns_labels, self.config.hard_pod_affinity_weight) {
-            let mut raw: Vec<i64> = feasible.iter().map(|&i| s.score(&st.node(i).vlabels)).collect();
-            interpod::normalize(&mut raw);
-            add(&raw, WEIGHT_INTERPOD);
-        }
-        let balanced: Option<Vec<i64>> = feasible.iter().map(|&i| balanced_allocation(st.node(i), &st.nodes[i], pod)).collect();
-        if let Some(b) = balanced {
-            add(&b, WEIGHT_BALANCED);
-        }
-        let mut best = 0;
-        let mut best_hash = scores::tie_break(&pod.uid, &st.node(feasible[0]).name);
-        for k in 1..n {
-            if total[k] < total[best] {
-                continue;
-            }
-            let h = scores::tie_break(&pod.uid, &st.node(feasible[k]).name);
-            if total[k] > total[best] || h < best_hash {
-                best = k;
-                best_hash = h;
-            }
-        }
-        feasible[best]
-    }
-
     /// Drops a reservation (the syncer will not use it).
     pub fn release(&mut self, tenant: &str, uid: &str) -> bool {
         self.state.release(tenant, uid)
     }
+}
+
+/// What the scores need besides the state.
+struct Scoring<'a> {
+    tenant: &'a str,
+    pod: &'a PodInfo,
+    class: usize,
+    default_sel: Option<&'a Selector>,
+    all: &'a [usize],
+    ns_labels: &'a Labels,
+}
+
+/// Scores the feasible nodes and picks the best (ties: the smallest stable hash).
+fn pick(st: &ClusterState, config: &SchedulerConfig, classes: &mut ClassCache, s: &Scoring, feasible: &[usize]) -> usize {
+    let Scoring { tenant, pod, class, default_sel, all, ns_labels } = *s;
+    let n = feasible.len();
+    let mut total = vec![0i64; n];
+    let mut add = |scores: &[i64], weight: i64| {
+        for (t, s) in total.iter_mut().zip(scores) {
+            *t += s * weight;
+        }
+    };
+    let (mut taint, mut aff): (Vec<i64>, Vec<i64>) = feasible.iter().map(|&i| classes.scores(class, i, st.node(i), pod)).unzip();
+    default_normalize(&mut taint, true);
+    add(&taint, WEIGHT_TAINT);
+    if !pod.preferred_node_affinity.is_empty() {
+        default_normalize(&mut aff, false);
+        add(&aff, WEIGHT_NODE_AFFINITY);
+    }
+    let fit: Vec<i64> = feasible.iter().map(|&i| least_allocated(st.node(i), &st.nodes[i], pod)).collect();
+    add(&fit, WEIGHT_FIT);
+    if let Some(sp) = spread::ScoreState::new(st, tenant, pod, default_sel, all, feasible) {
+        let raw: Vec<Option<i64>> = feasible.iter().map(|&i| sp.score(i, &st.node(i).vlabels)).collect();
+        add(&spread::normalize(&raw), WEIGHT_SPREAD);
+    }
+    if let Some(ip) = interpod::ScoreState::new(st, tenant, pod, ns_labels, config.hard_pod_affinity_weight) {
+        let mut raw: Vec<i64> = feasible.iter().map(|&i| ip.score(&st.node(i).vlabels)).collect();
+        interpod::normalize(&mut raw);
+        add(&raw, WEIGHT_INTERPOD);
+    }
+    let balanced: Option<Vec<i64>> = feasible.iter().map(|&i| balanced_allocation(st.node(i), &st.nodes[i], pod)).collect();
+    if let Some(b) = balanced {
+        add(&b, WEIGHT_BALANCED);
+    }
+    let mut best = 0;
+    let mut best_hash = scores::tie_break(&pod.uid, &st.node(feasible[0]).name);
+    for k in 1..n {
+        if total[k] < total[best] {
+            continue;
+        }
+        let h = scores::tie_break(&pod.uid, &st.node(feasible[k]).name);
+        if total[k] > total[best] || h < best_hash {
+            best = k;
+            best_hash = h;
+        }
+    }
+    feasible[best]
 }
 
 /// NodeAffinity's PreFilter: when every required term names nodes by `metadata.name In`, the

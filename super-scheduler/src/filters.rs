@@ -124,7 +124,7 @@ pub fn ports_filter(slot: &NodeSlot, pod: &PodInfo) -> Option<Failure> {
 pub fn fit_filter(node: &NodeInfo, slot: &NodeSlot, pod: &PodInfo) -> Option<Failure> {
     let mut bits = 0;
     let mut unresolvable = false;
-    if slot.pods.len() as i64 + 1 > node.allowed_pods {
+    if slot.pods.len() as i64 >= node.allowed_pods {
         bits |= FIT_PODS;
     }
     let req = &pod.requests;
@@ -132,7 +132,7 @@ pub fn fit_filter(node: &NodeInfo, slot: &NodeSlot, pod: &PodInfo) -> Option<Fai
         let alloc = &node.allocatable;
         let used = &slot.requested;
         let mut check = |bit: u32, want: i64, alloc: i64, used: i64| {
-            if want > 0 && want > alloc - used {
+            if want > 0 && want > alloc.saturating_sub(used) {
                 bits |= bit;
                 unresolvable |= want > alloc;
             }

@@ -86,7 +86,7 @@ impl TenantPolicy {
         let mut exceeded: Vec<Exceeded> = Vec::new();
         for (name, &limit) in &self.quota {
             let (want, have) = if name == "pods" { (1, pods) } else { (req.get(name), used.get(name)) };
-            if want > 0 && have + want > limit {
+            if want > 0 && have.saturating_add(want) > limit {
                 exceeded.push((name.as_str(), want, have, limit));
             }
         }

@@ -89,22 +89,25 @@ impl Resources {
         r
     }
 
+    /// Adds amounts (saturating: absurd requests must not overflow the totals).
     pub fn add(&mut self, o: &Resources) {
-        self.milli_cpu += o.milli_cpu;
-        self.memory += o.memory;
-        self.ephemeral_storage += o.ephemeral_storage;
+        self.milli_cpu = self.milli_cpu.saturating_add(o.milli_cpu);
+        self.memory = self.memory.saturating_add(o.memory);
+        self.ephemeral_storage = self.ephemeral_storage.saturating_add(o.ephemeral_storage);
         for (n, v) in &o.scalars {
-            *self.scalar_mut(n) += v;
+            let s = self.scalar_mut(n);
+            *s = s.saturating_add(*v);
         }
     }
 
     /// Subtracts what `add` added; scalars that reach zero are dropped.
     pub fn sub(&mut self, o: &Resources) {
-        self.milli_cpu -= o.milli_cpu;
-        self.memory -= o.memory;
-        self.ephemeral_storage -= o.ephemeral_storage;
+        self.milli_cpu = self.milli_cpu.saturating_sub(o.milli_cpu);
+        self.memory = self.memory.saturating_sub(o.memory);
+        self.ephemeral_storage = self.ephemeral_storage.saturating_sub(o.ephemeral_storage);
         for (n, v) in &o.scalars {
-            *self.scalar_mut(n) -= v;
+            let s = self.scalar_mut(n);
+            *s = s.saturating_sub(*v);
         }
         self.scalars.retain(|(_, v)| *v != 0);
     }
@@ -237,6 +240,13 @@ mod tests {
         assert_eq!(r.milli_cpu, 100, "an explicit 0 stays 0; a missing request counts 100m");
         assert_eq!(r.memory, DEFAULT_MEMORY_REQUEST + (1 << 30));
         assert!(pod_requests(&s, false).milli_cpu == 0);
+    }
+
+    #[test]
+    fn absurd_amounts_saturate() {
+        let mut a = Resources { memory: i64::MAX, ..Default::default() };
+        a.add(&Resources { memory: i64::MAX, ..Default::default() });
+        assert_eq!(a.memory, i64::MAX);
     }
 
     #[test]

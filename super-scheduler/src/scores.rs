@@ -50,7 +50,7 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
     if capacity == 0 || requested > capacity {
         return 0;
     }
-    (capacity - requested) * MAX_NODE_SCORE / capacity
+    ((capacity - requested) as i128 * MAX_NODE_SCORE as i128 / capacity as i128) as i64
 }
 
 /// NodeResourcesFit with the LeastAllocated strategy: the free share of cpu and memory after
@@ -58,8 +58,10 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 pub fn least_allocated(node: &NodeInfo, slot: &NodeSlot, pod: &PodInfo) -> i64 {
     let mut score = 0;
     let mut weights = 0;
-    for (alloc, req) in [(node.allocatable.milli_cpu, slot.nonzero_cpu + pod.nonzero_cpu), (node.allocatable.memory, slot.nonzero_memory + pod.nonzero_memory)]
-    {
+    for (alloc, req) in [
+        (node.allocatable.milli_cpu, slot.nonzero_cpu.saturating_add(pod.nonzero_cpu)),
+        (node.allocatable.memory, slot.nonzero_memory.saturating_add(pod.nonzero_memory)),
+    ] {
         if alloc == 0 {
             continue;
         }

@@ -248,8 +248,8 @@ impl ClusterState {
         };
         let slot = &mut self.nodes[p.node];
         slot.requested.add(&p.info.requests);
-        slot.nonzero_cpu += p.info.nonzero_cpu;
-        slot.nonzero_memory += p.info.nonzero_memory;
+        slot.nonzero_cpu = slot.nonzero_cpu.saturating_add(p.info.nonzero_cpu);
+        slot.nonzero_memory = slot.nonzero_memory.saturating_add(p.info.nonzero_memory);
         slot.ports.extend(p.info.host_ports.iter().cloned());
         slot.pods.push(id);
         if let Some(t) = &p.tenant {
@@ -279,8 +279,8 @@ impl ClusterState {
         self.free_pods.push(id);
         let slot = &mut self.nodes[p.node];
         slot.requested.sub(&p.info.requests);
-        slot.nonzero_cpu -= p.info.nonzero_cpu;
-        slot.nonzero_memory -= p.info.nonzero_memory;
+        slot.nonzero_cpu = slot.nonzero_cpu.saturating_sub(p.info.nonzero_cpu);
+        slot.nonzero_memory = slot.nonzero_memory.saturating_sub(p.info.nonzero_memory);
         for hp in &p.info.host_ports {
             if let Some(k) = slot.ports.iter().position(|x| x == hp) {
                 slot.ports.swap_remove(k);

@@ -81,17 +81,14 @@ pub fn balanced_allocation(node: &NodeInfo, slot: &NodeSlot, pod: &PodInfo) -> O
     if pod.requests.milli_cpu == 0 && pod.requests.memory == 0 {
         return None;
     }
-    let mut fractions = Vec::with_capacity(2);
-    for (alloc, req) in [
-        (node.allocatable.milli_cpu, slot.requested.milli_cpu + pod.requests.milli_cpu),
-        (node.allocatable.memory, slot.requested.memory + pod.requests.memory),
-    ] {
-        if alloc == 0 {
-            continue;
-        }
-        fractions.push((req as f64 / alloc as f64).min(1.0));
-    }
-    let std = if fractions.len() == 2 { ((fractions[0] - fractions[1]) / 2.0).abs() } else { 0.0 };
+    let fraction = |alloc: i64, req: i64| (alloc != 0).then(|| (req as f64 / alloc as f64).min(1.0));
+    let cpu = fraction(node.allocatable.milli_cpu, slot.requested.milli_cpu.saturating_add(pod.requests.milli_cpu));
+    let mem = fraction(node.allocatable.memory, slot.requested.memory.saturating_add(pod.requests.memory));
+    // With two resources the standard deviation is half their difference; with one, zero.
+    let std = match (cpu, mem) {
+        (Some(c), Some(m)) => ((c - m) / 2.0).abs(),
+        _ => 0.0,
+    };
     Some(((1.0 - std) * MAX_NODE_SCORE as f64) as i64)
 }
 

@@ -6,12 +6,17 @@
 # node_simulator: BENCH_NODES BENCH_PODS BENCH_IDLE_SECS;
 # idle_tenants: BENCH_TENANTS BENCH_SETTLE_SECS BENCH_IDLE_SECS.
 # deployment_scale: BENCH_REPLICAS BENCH_ROUNDS.
+# `./hack/bench.sh scheduler` runs the super-scheduler's bench instead (super-scheduler/benches;
+# knobs BENCH_NODES BENCH_PODS BENCH_BATCH; needs neither etcd nor the kplex binary).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/hack/lib.sh"
 ensure_apt_packages
 ensure_rust
 cd "$ROOT"
+if [ "${1:-}" = scheduler ]; then
+  exec cargo bench -p kplex-super-scheduler --bench scheduler
+fi
 cargo build --release -p kplex
 export KPLEX_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/kplex"
 cargo bench -p kplex-e2e --bench "${1:-tenant_master}"

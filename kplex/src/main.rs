@@ -15,6 +15,8 @@ enum Cmd {
     TenantMaster(tenant_master::Config),
     /// Simulate nodes (kwok-like) for a cluster: node status, leases and pod lifecycles.
     NodeSimulator(node_simulator::Config),
+    /// Run the global scheduler that places every tenant's pods on the super cluster's nodes.
+    SuperScheduler(super_scheduler::Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +45,15 @@ fn main() -> anyhow::Result<()> {
                 println!("node simulator ready: {} nodes (metrics http://{}/metrics)", sim.nodes.len(), sim.metrics_addr);
                 shutdown_signal().await;
                 sim.shutdown().await;
+                Ok(())
+            })
+        }
+        Cmd::SuperScheduler(cfg) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let s = super_scheduler::start(cfg).await?;
+                println!("super-scheduler ready: gRPC on {}, metrics on http://{}/metrics", s.grpc_addr, s.metrics_addr);
+                shutdown_signal().await;
                 Ok(())
             })
         }

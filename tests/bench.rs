@@ -43,3 +43,14 @@ pub fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
 }
+
+/// Memory of a process from /proc/PID/smaps_rollup, in KiB: (PSS, private). RSS counts the
+/// binary's text in full for every process although all tenant masters share it; PSS divides
+/// shared pages among the processes mapping them, so summed over tenants it is what they cost.
+pub fn pss_private_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (field("Pss:"), field("Private_Clean:") + field("Private_Dirty:"))
+}

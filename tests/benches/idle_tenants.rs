@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use kplex_e2e::bench::{cpu_secs, rss_kib, spawn_tm};
+use kplex_e2e::bench::{cpu_secs, pss_private_kib, rss_kib, spawn_tm};
 use kplex_e2e::{free_port, Etcd};
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -49,7 +49,18 @@ fn main() {
         100.0 * max / secs
     );
     println!("etcd: {:.3}% of one core", 100.0 * (etcd_after - etcd_before) / secs);
-    println!("RSS of all tenant masters: {:.1} MiB ({:.1} MiB each)", rss as f64 / 1024.0, rss as f64 / 1024.0 / tenants as f64);
+    println!("RSS of all tenant masters: {:.1} MiB ({:.1} MiB each; counts the shared binary text in every process)", rss as f64 / 1024.0, rss as f64 / 1024.0 / tenants as f64);
+    let mem: Vec<(u64, u64)> = pids.iter().map(|p| pss_private_kib(*p)).collect();
+    let pss: u64 = mem.iter().map(|m| m.0).sum();
+    let private: Vec<u64> = mem.iter().map(|m| m.1).collect();
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!(
+        "PSS of all tenant masters: {:.1} MiB ({:.2} MiB per tenant); private memory per tenant: mean {:.2} MiB, max {:.2} MiB",
+        mib(pss),
+        mib(pss) / tenants as f64,
+        mib(private.iter().sum::<u64>()) / tenants as f64,
+        mib(private.iter().copied().max().unwrap_or(0))
+    );
     for mut c in children {
         let _ = c.kill();
         let _ = c.wait();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kplex_e2e::bench::{cpu_secs, rss_kib};
+use kplex_e2e::bench::{cpu_secs, pss_private_kib, rss_kib};
 use kplex_e2e::{node_simulator, Etcd, TenantMaster};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
@@ -103,6 +103,14 @@ fn main() {
             rss as f64 / 1024.0,
             rss as f64 / (n_pods + n_nodes) as f64
         );
+        let (tm_pss, tm_private) = pss_private_kib(tm_pid);
+        println!(
+            "tenant master (the super cluster's API) holding {n_nodes} nodes, {n_pods} pods and their events: RSS {:.1} MiB, private {:.1} MiB ({:.1} KiB per pod)",
+            rss_kib(tm_pid) as f64 / 1024.0,
+            tm_private as f64 / 1024.0,
+            tm_private as f64 / n_pods as f64
+        );
+        let _ = tm_pss;
         // One DELETE per pod, 32 in flight (as the syncer deletes), then wait until the
         // simulator has confirmed every deletion.
         let (c2, tm2) = (cpu_secs(pid), cpu_secs(tm_pid));

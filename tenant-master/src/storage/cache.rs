@@ -9,11 +9,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -37,7 +37,11 @@ pub struct CachedObject {
     pub raw: Bytes,
     pub labels: BTreeMap<String, String>,
     pub fields: Vec<(Cow<'static, str>, String)>,
-    value: OnceLock<Arc<Value>>,
+    /// The decoded form, kept while the object is current (controllers read it again and
+    /// again); dropped once a newer version supersedes it, so the history holds only bytes.
+    value: Mutex<Option<Arc<Value>>>,
+    /// Set once a newer version replaced this one: decoding no longer keeps the result.
+    retired: AtomicBool,
 }
 
 impl CachedObject {
@@ -53,22 +57,33 @@ impl CachedObject {
             .unwrap_or_default();
         let fields = fields(&value);
         let raw = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
-        let cell = OnceLock::new();
-        let _ = cell.set(Arc::new(value));
-        let obj = CachedObject { key, namespace, name, rv, raw, labels, fields, value: cell };
-        obj
+        CachedObject { key, namespace, name, rv, raw, labels, fields, value: Mutex::new(Some(Arc::new(value))), retired: AtomicBool::new(false) }
     }
 
     /// The decoded object (parsed once, on first use, and kept).
     pub fn value(&self) -> Arc<Value> {
-        self.value
-            .get_or_init(|| Arc::new(serde_json::from_slice(&self.raw).unwrap_or(Value::Null)))
-            .clone()
+        let decode = || Arc::new(serde_json::from_slice(&self.raw).unwrap_or(Value::Null));
+        if self.retired.load(Ordering::Relaxed) {
+            return decode();
+        }
+        self.value.lock().get_or_insert_with(decode).clone()
+    }
+
+    /// Marks a version as superseded and drops its decoded form: the history keeps old
+    /// versions as bytes only.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.forget_value();
+    }
+
+    /// Drops the decoded form of a shared object (it is parsed again if anyone still asks).
+    fn forget_value(&self) {
+        self.value.lock().take();
     }
 
     /// Drops the decoded form to save memory; it is parsed again when needed.
-    fn shrink(mut self) -> Self {
-        self.value = OnceLock::new();
+    fn shrink(self) -> Self {
+        self.forget_value();
         self
     }
 
@@ -231,9 +246,13 @@ impl ResourceCache {
             None => {
                 let prev = st.items.remove(key)?;
                 let object = Arc::new(prev.at_revision(rv, &self.fields()));
+                object.retire();
                 CacheEvent { typ: EventType::Deleted, rv, object, prev: Some(prev), at: Instant::now() }
             }
         };
+        if let Some(p) = &ev.prev {
+            p.retire();
+        }
         let ev = Arc::new(ev);
         st.history.push_back(ev.clone());
         st.last_rv = rv;

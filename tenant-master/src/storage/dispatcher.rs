@@ -63,6 +63,9 @@ impl Caches {
             progress_wanted: tokio::sync::Notify::new(),
         });
         let rev = caches.initial_load().await?;
+        // Start-up (loading, then bootstrapping) is a burst of its own: trim once it settles.
+        super::trim::start();
+        super::trim::note(super::trim::BURST as usize);
         let c = caches.clone();
         tokio::spawn(async move { c.run(rev).await });
         Ok(caches)
@@ -279,6 +282,7 @@ impl Caches {
             if resp.canceled() || resp.compact_revision() != 0 {
                 return Err((rev, format!("watch canceled: {} (compacted {})", resp.cancel_reason(), resp.compact_revision())));
             }
+            super::trim::note(resp.events().len());
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
                 let key = String::from_utf8_lossy(&kv.key()[strip.min(kv.key().len())..]).into_owned();

@@ -3,3 +3,4 @@
 pub mod cache;
 pub mod dispatcher;
 pub mod etcd;
+pub mod trim;

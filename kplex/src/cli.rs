@@ -123,7 +123,12 @@ fn phase(vc: &DynamicObject) -> &str {
 }
 
 fn ready_message(vc: &DynamicObject) -> String {
-    vc.data["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Ready")).and_then(|c| c["message"].as_str()).unwrap_or("").to_string()
+    vc.data["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 async fn get(p: &Platform, name: &str) -> anyhow::Result<DynamicObject> {

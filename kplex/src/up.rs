@@ -102,7 +102,14 @@ fn etcd_spec(layout: &Layout, client: u16, peer: u16) -> ChildSpec {
         "--auth-token-ttl",
         "86400",
     ]);
-    ChildSpec { name: "etcd".into(), program: "etcd".into(), args, log: layout.log("etcd"), ready_marker: None, pid_file: Some(layout.root.join("logs/etcd.pid")) }
+    ChildSpec {
+        name: "etcd".into(),
+        program: "etcd".into(),
+        args,
+        log: layout.log("etcd"),
+        ready_marker: None,
+        pid_file: Some(layout.root.join("logs/etcd.pid")),
+    }
 }
 
 async fn wait_tcp(port: u16, timeout: Duration) -> anyhow::Result<()> {
@@ -197,8 +204,7 @@ async fn start_all(layout: &Layout, st: &PlatformState, kplex: &Path, nodes: usi
     api.wait_ready(START_TIMEOUT).await.map_err(anyhow::Error::msg)?;
     children.push(api);
     std::fs::copy(super_dir.join("kubeconfig"), layout.super_kubeconfig()).context("writing super.kubeconfig")?;
-    let started: Vec<Supervised> =
-        components(layout, st, kplex, nodes, root_creds.as_deref()).into_iter().map(|c| Supervised::start(c, None)).collect();
+    let started: Vec<Supervised> = components(layout, st, kplex, nodes, root_creds.as_deref()).into_iter().map(|c| Supervised::start(c, None)).collect();
     let waits = futures::future::join_all(started.iter().map(|c| c.wait_ready(START_TIMEOUT))).await;
     children.extend(started);
     for w in waits {

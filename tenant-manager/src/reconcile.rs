@@ -96,17 +96,7 @@ impl Ctx {
     ) -> (Arc<Ctx>, mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let api = Api::all_with(client.clone(), &virtual_cluster_resource());
-        let ctx = Ctx {
-            cfg,
-            client,
-            api,
-            etcd,
-            etcd_auth,
-            kplex_bin,
-            masters: Default::default(),
-            trigger: tx,
-            failures: Default::default(),
-        };
+        let ctx = Ctx { cfg, client, api, etcd, etcd_auth, kplex_bin, masters: Default::default(), trigger: tx, failures: Default::default() };
         (Arc::new(ctx), rx)
     }
 
@@ -197,7 +187,8 @@ async fn delete(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
     }
     let name = vc.name_any();
     let uid = vc.uid().unwrap_or_default();
-    let _ = set_status(ctx, vc, &Desired { phase: "Deleting", endpoint: None, secret: None, ready: (false, "Deleting", "the tenant is being deleted".into()) }).await;
+    let _ = set_status(ctx, vc, &Desired { phase: "Deleting", endpoint: None, secret: None, ready: (false, "Deleting", "the tenant is being deleted".into()) })
+        .await;
     ctx.stop_master(&name).await;
     let mut etcd = ctx.etcd.clone();
     let prefix = etcdadmin::tenant_prefix(&name);

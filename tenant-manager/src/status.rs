@@ -54,7 +54,12 @@ mod tests {
 
     #[test]
     fn unchanged_status_is_not_written_and_transition_time_is_kept() {
-        let d = Desired { phase: "Running", endpoint: Some("https://x".into()), secret: Some(("kplex-system".into(), "a-kubeconfig".into())), ready: (true, "Serving", "ok".into()) };
+        let d = Desired {
+            phase: "Running",
+            endpoint: Some("https://x".into()),
+            secret: Some(("kplex-system".into(), "a-kubeconfig".into())),
+            ready: (true, "Serving", "ok".into()),
+        };
         let s = render(&Value::Null, Some(1), &d).unwrap();
         assert_eq!(s["phase"], "Running");
         assert!(render(&s, Some(1), &d).is_none());

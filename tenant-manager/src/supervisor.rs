@@ -43,10 +43,17 @@ pub struct ChildSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     /// Spawned (pid), not yet ready.
-    Starting { pid: u32 },
-    Ready { pid: u32 },
+    Starting {
+        pid: u32,
+    },
+    Ready {
+        pid: u32,
+    },
     /// Died (or could not be spawned); restarted after a backoff.
-    Restarting { restarts: u32, last_exit: String },
+    Restarting {
+        restarts: u32,
+        last_exit: String,
+    },
     Stopped,
 }
 
@@ -182,10 +189,7 @@ async fn run(spec: ChildSpec, tx: Arc<watch::Sender<State>>, mut stop: oneshot::
 
 /// Appends the child's stdout to its log and marks it ready on the marker line.
 async fn copy_stdout(out: tokio::process::ChildStdout, spec: ChildSpec, pid: u32, tx: Arc<watch::Sender<State>>, notify: Option<Notify>) {
-    let mut log = match tokio::fs::OpenOptions::new().create(true).append(true).open(&spec.log).await {
-        Ok(f) => Some(f),
-        Err(_) => None,
-    };
+    let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(&spec.log).await.ok();
     let mut lines = BufReader::new(out).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(f) = log.as_mut() {

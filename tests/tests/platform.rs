@@ -46,7 +46,14 @@ fn platform_lifecycle() {
     for n in items {
         let ready = n["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
         assert!(ready, "node not Ready: {n}");
-        for l in ["kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "node.kubernetes.io/instance-type"] {
+        for l in [
+            "kubernetes.io/hostname",
+            "kubernetes.io/os",
+            "kubernetes.io/arch",
+            "topology.kubernetes.io/zone",
+            "topology.kubernetes.io/region",
+            "node.kubernetes.io/instance-type",
+        ] {
             assert!(n["metadata"]["labels"][l].is_string(), "node without {l}: {}", n["metadata"]["labels"]);
         }
     }

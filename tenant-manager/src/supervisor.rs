@@ -157,7 +157,13 @@ async fn run(spec: ChildSpec, tx: Arc<watch::Sender<State>>, mut stop: oneshot::
                     tokio::spawn(copy_stdout(out, spec.clone(), pid, tx.clone(), notify.clone()));
                 }
                 tokio::select! {
-                    status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                    status = child.wait() => {
+                        // Restarts count those in a row without becoming ready.
+                        if *tx.borrow() == (State::Ready { pid }) {
+                            restarts = 0;
+                        }
+                        status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+                    }
                     _ = &mut stop => {
                         terminate(&mut child, pid).await;
                         if let Some(f) = &spec.pid_file {

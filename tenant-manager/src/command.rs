@@ -19,12 +19,15 @@ pub struct MasterSpec {
     pub etcd_prefix: String,
     /// The tenant's own etcd user and its password file (None on an etcd without auth).
     pub etcd_credentials: Option<(String, PathBuf)>,
+    /// The master compacts its etcd itself (a dedicated etcd); on the shared etcd the tenant
+    /// manager compacts once for everyone.
+    pub compaction: bool,
 }
 
 /// The arguments after the `kplex` binary that run the tenant master described by `s`.
 ///
-/// Compaction is off: on a shared etcd the tenant manager compacts once for everyone (and a
-/// tenant's role could not compact the whole keyspace anyway).
+/// Compaction is off unless `s.compaction`: on a shared etcd the tenant manager compacts once
+/// for everyone.
 pub fn tenant_master_args(s: &MasterSpec) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "tenant-master".into(),
@@ -38,9 +41,10 @@ pub fn tenant_master_args(s: &MasterSpec) -> Vec<String> {
         s.etcd_endpoints.join(","),
         "--etcd-prefix".into(),
         s.etcd_prefix.clone(),
-        "--etcd-compaction-interval".into(),
-        "0".into(),
     ];
+    if !s.compaction {
+        a.extend(["--etcd-compaction-interval".into(), "0".into()]);
+    }
     if let Some((user, file)) = &s.etcd_credentials {
         a.extend(["--etcd-user".into(), user.clone(), "--etcd-password-file".into(), file.display().to_string()]);
     }
@@ -61,6 +65,7 @@ mod tests {
             etcd_endpoints: vec!["http://e1".into(), "http://e2".into()],
             etcd_prefix: "/kplex/tenants/a".into(),
             etcd_credentials: Some(("kplex-tenant-a".into(), "/d/tenants/a/etcd.password".into())),
+            compaction: false,
         };
         let a = tenant_master_args(&s).join(" ");
         assert!(a.starts_with("tenant-master --name a --data-dir /d/tenants/a --listen 127.0.0.1:7000"), "{a}");

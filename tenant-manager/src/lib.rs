@@ -12,6 +12,7 @@
 //! master becomes ready or dies; nothing polls.
 
 pub mod command;
+pub mod dedicated;
 pub mod etcdadmin;
 pub mod reconcile;
 pub mod status;

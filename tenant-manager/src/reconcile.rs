@@ -81,6 +81,8 @@ pub struct Ctx {
     etcd_auth: bool,
     kplex_bin: PathBuf,
     masters: tokio::sync::Mutex<HashMap<String, Master>>,
+    /// Dedicated etcds (etcdMode dedicated), by tenant.
+    etcds: tokio::sync::Mutex<HashMap<String, Supervised>>,
     trigger: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
     failures: parking_lot::Mutex<HashMap<String, u32>>,
 }
@@ -96,7 +98,18 @@ impl Ctx {
     ) -> (Arc<Ctx>, mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let api = Api::all_with(client.clone(), &virtual_cluster_resource());
-        let ctx = Ctx { cfg, client, api, etcd, etcd_auth, kplex_bin, masters: Default::default(), trigger: tx, failures: Default::default() };
+        let ctx = Ctx {
+            cfg,
+            client,
+            api,
+            etcd,
+            etcd_auth,
+            kplex_bin,
+            masters: Default::default(),
+            etcds: Default::default(),
+            trigger: tx,
+            failures: Default::default(),
+        };
         (Arc::new(ctx), rx)
     }
 
@@ -113,12 +126,19 @@ impl Ctx {
     pub async fn stop_all(&self) {
         let all: Vec<Master> = self.masters.lock().await.drain().map(|(_, m)| m).collect();
         futures::future::join_all(all.into_iter().map(|m| m.child.stop())).await;
+        let etcds: Vec<Supervised> = self.etcds.lock().await.drain().map(|(_, e)| e).collect();
+        futures::future::join_all(etcds.into_iter().map(|e| e.stop())).await;
     }
 
+    /// Stops the tenant's master, then its dedicated etcd if it has one.
     async fn stop_master(&self, name: &str) {
         let m = self.masters.lock().await.remove(name);
         if let Some(m) = m {
             m.child.stop().await;
+        }
+        let e = self.etcds.lock().await.remove(name);
+        if let Some(e) = e {
+            e.stop().await;
         }
     }
 }
@@ -262,26 +282,29 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
         set_status(ctx, vc, &d).await?;
         return Ok(Action::await_change());
     }
-    if spec["etcdMode"].as_str() == Some("dedicated") {
-        let d = Desired {
-            phase: "Failed",
-            endpoint: None,
-            secret: None,
-            ready: (false, "Unsupported", "etcdMode dedicated is not supported by this tenant manager yet; use shared".into()),
-        };
-        set_status(ctx, vc, &d).await?;
-        return Ok(Action::await_change());
-    }
     let dir = ctx.tenant_dir(&name);
     std::fs::create_dir_all(&dir)?;
+    let dedicated = crate::dedicated::mode(&dir, spec["etcdMode"].as_str().unwrap_or("shared"))? == "dedicated";
     let prefix = etcdadmin::tenant_prefix(&name);
-    let creds = if ctx.etcd_auth {
+    let running = ctx.masters.lock().await.contains_key(&name);
+    let endpoints = if dedicated {
+        let (client, peer) = crate::dedicated::ports(&dir)?;
+        let mut etcds = ctx.etcds.lock().await;
+        etcds.entry(name.clone()).or_insert_with(|| Supervised::start(crate::dedicated::etcd_spec(&name, &dir, client, peer), None));
+        drop(etcds);
+        crate::dedicated::wait_tcp(client, Duration::from_secs(10)).await?;
+        vec![format!("http://127.0.0.1:{client}")]
+    } else {
+        ctx.cfg.etcd_endpoints.clone()
+    };
+    let creds = if ctx.etcd_auth || dedicated {
         let user = etcdadmin::tenant_user(&name);
         let file = dir.join("etcd.password");
         let pw = etcdadmin::load_or_create_password(&file)?;
         // Idempotent; done whenever the master is (re)started by this process.
-        if !ctx.masters.lock().await.contains_key(&name) {
-            etcdadmin::ensure_prefix_user(&mut ctx.etcd.clone(), &user, &prefix, &pw).await?;
+        if !running {
+            let mut admin = if dedicated { etcdadmin::bootstrap_root(&endpoints, &dir.join("etcd").join("root.password")).await? } else { ctx.etcd.clone() };
+            etcdadmin::ensure_prefix_user(&mut admin, &user, &prefix, &pw).await?;
         }
         Some((user, file))
     } else {
@@ -293,9 +316,10 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
         uid: uid.clone(),
         data_dir: dir.clone(),
         listen: format!("{}:{port}", ctx.cfg.host),
-        etcd_endpoints: ctx.cfg.etcd_endpoints.clone(),
+        etcd_endpoints: endpoints,
         etcd_prefix: prefix,
         etcd_credentials: creds,
+        compaction: dedicated,
     };
     let args = tenant_master_args(&ms);
     let state = {

@@ -119,6 +119,16 @@ fn platform_lifecycle() {
     let b_cm = p.etcdctl_root(&["get", "/kplex/tenants/b/registry/core/configmaps/prod/cfg", "--print-value-only"]).must();
     assert!(b_cm.contains("\"owner\":\"b\""), "{b_cm}");
 
+    // A dedicated etcd: the tenant's keys are not in the shared etcd; delete stops its etcd.
+    let out = p.kplex(&["create", "c", "--etcd", "dedicated"]);
+    assert!(out.ok, "create c: {}", out.stderr);
+    p.tenant_kubectl("c", &["create", "configmap", "cfg", "--from-literal=owner=c"], None).must();
+    assert_eq!(p.tenant_kubectl("c", &["get", "configmap", "cfg", "-o", "jsonpath={.data.owner}"], None).must(), "c");
+    assert!(p.etcdctl_root(&["get", "/kplex/tenants/c/", "--prefix", "--keys-only"]).must().trim().is_empty());
+    let c_etcd = read_pid(&p.dir().join("tenants/c/etcd.pid")).unwrap();
+    p.kplex(&["delete", "c"]).must();
+    eventually(10, "c's dedicated etcd stopped", || (!pid_alive(c_etcd)).then_some(()));
+
     // kill -9 of a tenant master: restarted, nothing lost.
     let pid_file = p.dir().join("tenants/a/master.pid");
     let old = read_pid(&pid_file).unwrap();

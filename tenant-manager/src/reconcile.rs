@@ -186,10 +186,10 @@ fn has_finalizer(vc: &DynamicObject) -> bool {
     vc.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-async fn set_status(ctx: &Ctx, vc: &DynamicObject, d: &Desired) -> Result<(), Error> {
-    let Some(s) = status::render(&vc.data["status"], vc.metadata.generation, d) else { return Ok(()) };
-    ctx.api.patch_status(&vc.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": s }))).await?;
-    Ok(())
+/// Writes the status if it differs; returns the object as updated (None when nothing changed).
+async fn set_status(ctx: &Ctx, vc: &DynamicObject, d: &Desired) -> Result<Option<DynamicObject>, Error> {
+    let Some(s) = status::render(&vc.data["status"], vc.metadata.generation, d) else { return Ok(None) };
+    Ok(Some(ctx.api.patch_status(&vc.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": s }))).await?))
 }
 
 /// Removes our finalizer: a merge patch carrying the object's resourceVersion, so the server
@@ -207,8 +207,9 @@ async fn delete(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
     }
     let name = vc.name_any();
     let uid = vc.uid().unwrap_or_default();
-    let _ = set_status(ctx, vc, &Desired { phase: "Deleting", endpoint: None, secret: None, ready: (false, "Deleting", "the tenant is being deleted".into()) })
-        .await;
+    let updated =
+        set_status(ctx, vc, &Desired { phase: "Deleting", endpoint: None, secret: None, ready: (false, "Deleting", "the tenant is being deleted".into()) })
+            .await;
     ctx.stop_master(&name).await;
     let mut etcd = ctx.etcd.clone();
     let prefix = etcdadmin::tenant_prefix(&name);
@@ -240,7 +241,12 @@ async fn delete(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    remove_finalizer(ctx, vc).await?;
+    // The status write above changed the resourceVersion the finalizer patch is guarded by.
+    let latest = match updated {
+        Ok(Some(v)) => v,
+        _ => vc.clone(),
+    };
+    remove_finalizer(ctx, &latest).await?;
     tracing::info!(tenant = %name, "tenant deleted");
     Ok(Action::await_change())
 }

@@ -94,7 +94,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Up(args) => small_runtime()?.block_on(up::run(args)),
         Cmd::TenantManager(cfg) => small_runtime()?.block_on(async move {
             let tm = tenant_manager::TenantManager::start(cfg).await?;
-            println!("tenant manager ready");
+            println!("tenant manager ready (metrics http://{}/metrics)", tm.metrics_addr);
             shutdown_signal().await;
             tm.shutdown().await;
             Ok(())

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod dedicated;
 pub mod etcdadmin;
+pub mod metrics;
 pub mod reconcile;
 pub mod status;
 pub mod supervisor;
@@ -52,6 +53,9 @@ pub struct Config {
     /// How often to compact the shared etcd (0 disables).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
+    /// Where to serve /metrics (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_listen: String,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -70,6 +74,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// A running tenant manager.
 pub struct TenantManager {
+    /// Where /metrics is served.
+    pub metrics_addr: std::net::SocketAddr,
     ctx: Arc<reconcile::Ctx>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -105,9 +111,10 @@ impl TenantManager {
         std::fs::create_dir_all(cfg.data_dir.join("tenants"))?;
         let (ctx, trigger_rx) = reconcile::Ctx::new(cfg, client, etcd, creds.is_some(), kplex_bin);
         ctx.check_api().await.context("the super cluster does not serve VirtualClusters (is the CRD installed?)")?;
+        let metrics_addr = metrics::serve(&ctx.cfg_metrics_listen()).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(reconcile::run(ctx.clone(), trigger_rx, rx));
-        Ok(TenantManager { ctx, shutdown: Some(tx), task: Some(task) })
+        Ok(TenantManager { metrics_addr, ctx, shutdown: Some(tx), task: Some(task) })
     }
 
     /// Stops reconciling and stops every tenant master (tenants keep their state: the next

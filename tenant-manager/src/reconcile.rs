@@ -122,6 +122,10 @@ impl Ctx {
         self.cfg.data_dir.join("tenants").join(name)
     }
 
+    pub(crate) fn cfg_metrics_listen(&self) -> String {
+        self.cfg.metrics_listen.clone()
+    }
+
     /// Stops every tenant master (shutdown).
     pub async fn stop_all(&self) {
         let all: Vec<Master> = self.masters.lock().await.drain().map(|(_, m)| m).collect();
@@ -175,7 +179,11 @@ fn error_policy(vc: Arc<DynamicObject>, e: &Error, ctx: Arc<Ctx>) -> Action {
 
 async fn reconcile(vc: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let name = vc.name_any();
+    let t0 = std::time::Instant::now();
     let r = if vc.metadata.deletion_timestamp.is_some() { delete(&vc, &ctx).await } else { apply(&vc, &ctx).await };
+    metrics::histogram!("kplex_tenant_manager_reconcile_duration_seconds").record(t0.elapsed().as_secs_f64());
+    metrics::counter!("kplex_tenant_manager_reconciles_total", "result" => if r.is_ok() { "ok" } else { "error" }).increment(1);
+    metrics::gauge!("kplex_tenant_manager_masters").set(ctx.masters.lock().await.len() as f64);
     if r.is_ok() {
         ctx.failures.lock().remove(&name);
     }
@@ -339,7 +347,10 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
         let m = masters.entry(name.clone()).or_insert_with(|| {
             let trigger = ctx.trigger.clone();
             let oref = ObjectRef::new_with(&name, virtual_cluster_resource());
-            let notify: crate::supervisor::Notify = Arc::new(move |_s: &State| {
+            let notify: crate::supervisor::Notify = Arc::new(move |s: &State| {
+                if matches!(s, State::Restarting { .. }) {
+                    metrics::counter!("kplex_tenant_manager_master_restarts_total").increment(1);
+                }
                 let _ = trigger.send(oref.clone());
             });
             let spec = ChildSpec {

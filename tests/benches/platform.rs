@@ -4,8 +4,10 @@
 //! 1. `kplex create NAME` to a serving tenant (the command returns only once the tenant's API
 //!    answers with the kubeconfig it wrote), BENCH_CREATES (default 100) sequential creates on
 //!    one `kplex up`: p50, p90, p99, max of the whole command's wall time.
-//! 2. Those tenants left idle for BENCH_SETTLE_SECS (default 15): RSS of every tenant master
-//!    (the processes in DATA_DIR/tenants/*/master.pid), per tenant and in total.
+//! 2. Those tenants left idle for BENCH_SETTLE_SECS (default 15): memory of every tenant master
+//!    (the processes in DATA_DIR/tenants/*/master.pid), per tenant and in total: RSS, and from
+//!    /proc/PID/smaps_rollup the private anonymous memory and PSS (RSS counts the pages of the
+//!    one shared `kplex` binary in every process; PSS divides them among the processes).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,12 @@ use kplex_e2e::Platform;
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A field of /proc/PID/smaps_rollup in KiB.
+fn smaps_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -48,22 +56,26 @@ fn main() {
         took[creates - 1].as_secs_f64() * 1000.0
     );
     std::thread::sleep(settle);
-    let mut rss: Vec<u64> = (0..creates)
+    let pids: Vec<u32> = (0..creates)
         .filter_map(|i| std::fs::read_to_string(p.dir().join(format!("tenants/t{i}/master.pid"))).ok())
         .filter_map(|s| s.trim().parse::<u32>().ok())
-        .map(rss_kib)
         .collect();
-    rss.sort();
-    let total: u64 = rss.iter().sum();
     let mib = |k: u64| k as f64 / 1024.0;
-    println!("\n## {} idle tenant masters, {} s after the last create", rss.len(), settle.as_secs());
-    println!(
-        "RSS per tenant: median {:.1} MiB, max {:.1} MiB, mean {:.1} MiB; total {:.0} MiB",
-        mib(rss[rss.len() / 2]),
-        mib(rss[rss.len() - 1]),
-        mib(total / rss.len() as u64),
-        mib(total)
-    );
+    println!("\n## {} idle tenant masters, {} s after the last create", pids.len(), settle.as_secs());
+    let report = |what: &str, mut v: Vec<u64>| {
+        v.sort();
+        let total: u64 = v.iter().sum();
+        println!(
+            "{what} per tenant: median {:.1} MiB, max {:.1} MiB, mean {:.1} MiB; total {:.0} MiB",
+            mib(v[v.len() / 2]),
+            mib(v[v.len() - 1]),
+            mib(total / v.len() as u64),
+            mib(total)
+        );
+    };
+    report("RSS", pids.iter().map(|p| rss_kib(*p)).collect());
+    report("PSS", pids.iter().map(|p| smaps_kib(*p, "Pss:")).collect());
+    report("private anonymous", pids.iter().map(|p| smaps_kib(*p, "Anonymous:")).collect());
     let comp = |f: &str| std::fs::read_to_string(p.dir().join(format!("logs/{f}.pid"))).ok().and_then(|s| s.trim().parse::<u32>().ok()).map(rss_kib);
     for c in ["etcd", "super-api", "tenant-manager", "node-simulator", "super-scheduler"] {
         if let Some(k) = comp(c) {

@@ -59,6 +59,16 @@ fn platform_lifecycle() {
     }
     assert!(p.super_kubectl(&["get", "nodes"]).must().contains(" Ready "));
 
+    // One `kplex up` per data dir.
+    let second = std::process::Command::new(kplex_bin()).args(["up", "--data-dir"]).arg(p.dir()).output().unwrap();
+    assert!(!second.status.success() && String::from_utf8_lossy(&second.stderr).contains("already running"), "{second:?}");
+
+    // A platform component that dies is restarted.
+    let sim_pid_file = p.dir().join("logs/node-simulator.pid");
+    let sim = read_pid(&sim_pid_file).unwrap();
+    assert!(std::process::Command::new("kill").args(["-9", &sim.to_string()]).status().unwrap().success());
+    eventually(30, "node simulator restarted", || read_pid(&sim_pid_file).filter(|p| *p != sim && pid_alive(*p)));
+
     // Create: bad names, duplicates.
     for t in ["a", "b"] {
         let out = p.kplex(&["create", t]);

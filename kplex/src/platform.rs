@@ -7,7 +7,8 @@
 //! DIR/super.kubeconfig      admin kubeconfig of the super cluster (what the CLI talks to)
 //! DIR/etcd/                 the embedded etcd's data and root.password
 //! DIR/super/                the super cluster API's PKI and etcd password
-//! DIR/tenants/NAME/         each tenant's PKI, kubeconfig, etcd password, port, master.log
+//! DIR/tenants/NAME/         each tenant: master/ (its master's PKI and data), etcd password,
+//!                           port, master.log, and the kubeconfig `kplex create/connect` write
 //! DIR/logs/                 one log file per platform component
 //! DIR/up.lock               held by the running `kplex up`
 //! ```

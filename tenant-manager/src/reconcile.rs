@@ -328,7 +328,9 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
     let ms = MasterSpec {
         name: name.clone(),
         uid: uid.clone(),
-        data_dir: dir.clone(),
+        // The master's own data dir (PKI, its kubeconfig, token file); DIR/tenants/NAME/kubeconfig
+        // is the CLI's (`kplex create`/`connect` write it from the Secret).
+        data_dir: dir.join("master"),
         listen: format!("{}:{port}", ctx.cfg.host),
         etcd_endpoints: endpoints,
         etcd_prefix: prefix,
@@ -397,7 +399,7 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
 /// Puts the admin kubeconfig the master wrote into the tenant's Secret (written only when it
 /// differs).
 async fn ensure_secret(ctx: &Ctx, name: &str, uid: &str, dir: &std::path::Path) -> Result<(), Error> {
-    let kubeconfig = std::fs::read(dir.join("kubeconfig"))?;
+    let kubeconfig = std::fs::read(dir.join("master").join("kubeconfig"))?;
     let nss: Api<Namespace> = Api::all(ctx.client.clone());
     if nss.get_opt(SYSTEM_NAMESPACE).await?.is_none() {
         match nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": SYSTEM_NAMESPACE}})).expect("namespace")).await {

@@ -6,6 +6,7 @@
 # node_simulator: BENCH_NODES BENCH_PODS BENCH_IDLE_SECS;
 # idle_tenants: BENCH_TENANTS BENCH_SETTLE_SECS BENCH_IDLE_SECS.
 # deployment_scale: BENCH_REPLICAS BENCH_ROUNDS.
+# platform (`kplex up`, create to serving, idle tenant RSS): BENCH_CREATES BENCH_SETTLE_SECS.
 # `./hack/bench.sh scheduler` runs the super-scheduler's bench instead (super-scheduler/benches;
 # knobs BENCH_NODES BENCH_PODS BENCH_BATCH; needs neither etcd nor the kplex binary).
 set -euo pipefail

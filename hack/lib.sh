@@ -10,6 +10,8 @@ sudo_if_needed() {
 ensure_apt_packages() {
   local missing=()
   command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+  # etcdctl: the platform tests check tenants' etcd permissions with it.
+  command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
   command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
   # google/protobuf/any.proto, imported by proto/openapiv2/OpenAPIv2.proto.
   [ -f /usr/include/google/protobuf/any.proto ] || missing+=(libprotobuf-dev)

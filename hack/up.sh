@@ -1,25 +1,49 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds kplex, and runs the local platform: an etcd and a demo
-# tenant's control plane, in the foreground (Ctrl-C stops everything).
-# Later issues grow this into `kplex up` (super cluster, node simulator, scheduler, syncer).
+# Installs what is missing, builds kplex, and runs the local platform in the foreground
+# (`kplex up`: etcd, the super cluster's API, simulated nodes, the super-scheduler and the tenant
+# manager). Once it is ready, creates the tenant `demo` (first run only) and prints how to use it.
+# Ctrl-C stops everything; running it again brings every tenant back with its data.
+# Knobs (env): KPLEX_DATA_DIR (default ./.kplex), KPLEX_NODES (default 3), KPLEX_PROFILE
+# (release, or debug for a quicker build).
 . "$(dirname "$0")/lib.sh"
 ensure_apt_packages
 ensure_rust
 cd "$ROOT"
-cargo build --release -p kplex
-DATA="${KPLEX_DATA_DIR:-$ROOT/.kplex}"
-mkdir -p "$DATA"
-ETCD_PORT="${KPLEX_ETCD_PORT:-2379}"
-etcd --data-dir "$DATA/etcd" \
-  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-  --initial-cluster "default=http://127.0.0.1:$((ETCD_PORT + 1))" >"$DATA/etcd.log" 2>&1 &
-ETCD_PID=$!
-trap 'kill $ETCD_PID 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ETCD_PORT) 2>/dev/null && break; sleep 0.1; done
-echo "etcd on http://127.0.0.1:$ETCD_PORT (data in $DATA/etcd)"
-echo "starting demo tenant; when ready: export KUBECONFIG=$DATA/demo/kubeconfig && kubectl get ns"
-"$ROOT/target/release/kplex" tenant-master --name demo \
-  --etcd-endpoints "http://127.0.0.1:$ETCD_PORT" --data-dir "$DATA/demo" \
-  --listen "${KPLEX_LISTEN:-127.0.0.1:6443}"
+PROFILE="${KPLEX_PROFILE:-release}"
+if [ "$PROFILE" = release ]; then cargo build --release -p kplex; else cargo build -p kplex; fi
+KPLEX="${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = release ] && echo release || echo debug)/kplex"
+export KPLEX_DATA_DIR="${KPLEX_DATA_DIR:-$ROOT/.kplex}"
+mkdir -p "$KPLEX_DATA_DIR"
+FIFO="$(mktemp -u)"
+mkfifo "$FIFO"
+"$KPLEX" up --nodes "${KPLEX_NODES:-3}" >"$FIFO" &
+UP_PID=$!
+# Forward Ctrl-C / SIGTERM to `kplex up`, which stops its children in order.
+trap 'kill -INT $UP_PID 2>/dev/null' INT TERM
+exec 3<"$FIFO"
+rm -f "$FIFO"
+if ! read -r line <&3; then
+  echo "kplex up failed (logs in $KPLEX_DATA_DIR/logs)" >&2
+  wait $UP_PID
+  exit 1
+fi
+echo "$line"
+if ! "$KPLEX" list | awk 'NR > 1 {print $1}' | grep -qx demo; then
+  "$KPLEX" create demo >/dev/null
+fi
+KC="$("$KPLEX" connect demo)"
+cat <<MSG
+
+Tenant "demo" is ready. Use it with:
+
+    export KUBECONFIG=$KC
+    kubectl get namespaces
+    kubectl create deployment web --image=nginx --replicas=2
+
+More tenants:  $KPLEX create NAME   (then: $KPLEX list, connect, pause, resume, delete)
+Super cluster: kubectl --kubeconfig $KPLEX_DATA_DIR/super.kubeconfig get nodes
+Data dir:      $KPLEX_DATA_DIR (logs in $KPLEX_DATA_DIR/logs); Ctrl-C stops the platform.
+MSG
+cat <&3 &
+# `wait` returns when a trapped signal arrives: keep waiting until `kplex up` has stopped.
+while kill -0 $UP_PID 2>/dev/null; do wait $UP_PID || true; done

@@ -321,3 +321,138 @@ pub fn kubectl_versions() -> Vec<PathBuf> {
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.exists()))
 }
+
+// ---- Platform (issue 5): `kplex up`, the tenant verbs and etcdctl ----
+
+/// A running `kplex up` on its own temporary data dir. Dropping it stops the platform with
+/// SIGTERM (SIGKILL after 20 s).
+pub struct Platform {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    nodes: usize,
+    /// The line `kplex up` printed when ready.
+    pub ready_line: String,
+}
+
+impl Platform {
+    /// Starts `kplex up --nodes N` on a fresh data dir and waits for its ready line.
+    pub fn up(nodes: usize) -> Platform {
+        let mut p = Platform { child: None, dir: tempfile::tempdir().unwrap(), nodes, ready_line: String::new() };
+        p.spawn();
+        p
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(kplex_bin())
+            .args(["up", "--nodes", &self.nodes.to_string(), "--data-dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            let _ = tx.send(lines.next().and_then(|l| l.ok()));
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(l)) => l,
+            other => {
+                let _ = child.kill();
+                panic!("kplex up not ready: {other:?}")
+            }
+        };
+        assert!(line.contains("ready"), "unexpected first line of kplex up: {line}");
+        self.ready_line = line;
+        self.child = Some(child);
+    }
+
+    /// Sends `sig` (e.g. "INT") to `kplex up` and waits for it to exit; true if it exited 0.
+    pub fn stop_with(&mut self, sig: &str) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        let _ = Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.success();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts `kplex up` again on the same data dir.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
+    /// Runs `kplex <args> --data-dir DIR`.
+    pub fn kplex(&self, args: &[&str]) -> Output {
+        let out = Command::new(kplex_bin()).args(args).arg("--data-dir").arg(self.dir.path()).output().unwrap();
+        Output { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+    }
+
+    /// kubectl against the super cluster.
+    pub fn super_kubectl(&self, args: &[&str]) -> Output {
+        kubectl_with(&std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()), &self.dir.path().join("super.kubeconfig"), args, None)
+    }
+
+    /// kubectl against tenant `name` (its kubeconfig as `kplex create` wrote it).
+    pub fn tenant_kubectl(&self, name: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let kc = self.dir.path().join("tenants").join(name).join("kubeconfig");
+        kubectl_with(&std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()), &kc, args, stdin)
+    }
+
+    /// The platform's etcd endpoint (DIR/platform.json).
+    pub fn etcd_endpoint(&self) -> String {
+        let st: serde_json::Value = serde_json::from_slice(&std::fs::read(self.dir.path().join("platform.json")).unwrap()).unwrap();
+        st["etcd_endpoints"][0].as_str().unwrap().to_string()
+    }
+
+    /// etcdctl as `user` with the password in `password_file`.
+    pub fn etcdctl(&self, user: &str, password_file: &Path, args: &[&str]) -> Output {
+        let pw = std::fs::read_to_string(password_file).unwrap();
+        let out = Command::new("etcdctl")
+            .args(["--endpoints", &self.etcd_endpoint(), "--dial-timeout", "3s", "--command-timeout", "5s", "--user", &format!("{user}:{}", pw.trim())])
+            .args(args)
+            .output()
+            .expect("etcdctl on PATH (apt-get install etcd-client)");
+        Output { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+    }
+
+    /// etcdctl as root.
+    pub fn etcdctl_root(&self, args: &[&str]) -> Output {
+        self.etcdctl("root", &self.dir.path().join("etcd/root.password"), args)
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.stop_with("TERM");
+    }
+}
+
+/// Retries `f` until it returns Some (every 100 ms), panicking with `what` after `secs`.
+#[track_caller]
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

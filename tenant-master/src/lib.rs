@@ -16,6 +16,7 @@ pub mod schema;
 pub mod server;
 pub mod serviceaccount;
 pub mod storage;
+pub mod supermode;
 pub mod validation;
 
 use std::collections::HashMap;
@@ -88,6 +89,16 @@ pub struct Config {
     /// collector deletes them (upstream's fixed quarantine; shorter only for tests).
     #[arg(long, default_value = "40s", value_parser = parse_duration, hide = true)]
     pub pod_gc_quarantine: Duration,
+
+    // Issue 5 (platform): etcd credentials from a file, and super mode.
+    /// File holding the etcd password of --etcd-user (instead of --etcd-password; a trailing
+    /// newline is ignored).
+    #[arg(long)]
+    pub etcd_password_file: Option<PathBuf>,
+    /// Serve the super cluster's API instead of a tenant's: default etcd prefix /kplex/super,
+    /// and the VirtualCluster CustomResourceDefinition is installed on start (docs/platform.md).
+    #[arg(long = "super")]
+    pub super_mode: bool,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -139,9 +150,18 @@ impl TenantMaster {
             std::fs::write(&token_file, format!("{token},kplex-admin,kplex-admin,\"system:masters\"\n"))?;
         }
         let (tls, auth) = server::tls_setup(&pki, Some(&token_file))?;
-        let prefix = cfg.etcd_prefix.clone().unwrap_or_else(|| format!("/kplex/{}", cfg.name));
-        let user = match (&cfg.etcd_user, &cfg.etcd_password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        let default_prefix = if cfg.super_mode { supermode::ETCD_PREFIX.to_string() } else { format!("/kplex/{}", cfg.name) };
+        let prefix = cfg.etcd_prefix.clone().unwrap_or(default_prefix);
+        let password = match (&cfg.etcd_password, &cfg.etcd_password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f).with_context(|| format!("reading --etcd-password-file {}", f.display()))?.trim_end_matches(['\n', '\r']).to_string(),
+            ),
+            (None, None) => None,
+        };
+        let user = match (&cfg.etcd_user, password) {
+            (Some(u), Some(p)) => Some((u.clone(), p)),
+            (Some(_), None) => anyhow::bail!("--etcd-user needs --etcd-password or --etcd-password-file"),
             _ => None,
         };
         let etcd = Etcd::connect(&cfg.etcd_endpoints, &prefix, user).await.context("connecting to etcd")?;
@@ -163,8 +183,14 @@ impl TenantMaster {
         let kc = pki.kubeconfig(&cfg.name, &server_url, "kplex-admin", &pki.admin_cert_pem, &pki.admin_key_pem);
         std::fs::write(&kubeconfig, kc)?;
         bootstrap::run(&store, &host, addr.port()).await?;
+        if cfg.super_mode {
+            supermode::bootstrap(&store).await?;
+        }
         // Custom resources of established CRDs are served from the first request on.
         apiextensions::start(store.clone());
+        if cfg.super_mode {
+            supermode::wait_established(&store).await?;
+        }
         let st = api::ApiState { store: store.clone(), server_addr: Arc::new(addr.to_string()) };
         tokio::spawn(server::serve(listener, tls, auth, st));
         if cfg.controllers {

@@ -67,7 +67,8 @@ impl Etcd {
             .with_connect_timeout(std::time::Duration::from_secs(5))
             .with_keep_alive(std::time::Duration::from_secs(30), std::time::Duration::from_secs(10));
         if let Some((u, p)) = user {
-            opts = opts.with_user(u, p);
+            // etcd's simple auth tokens expire after 5 idle minutes: re-authenticate on expiry.
+            opts = opts.with_user(u, p).with_auto_token_refresh(true);
         }
         let client = Client::connect(endpoints, Some(opts)).await?;
         Ok(Etcd { client, prefix: prefix.trim_end_matches('/').to_string() })

@@ -17,6 +17,8 @@ enum Cmd {
     NodeSimulator(node_simulator::Config),
     /// Run the global scheduler that places every tenant's pods on the super cluster's nodes.
     SuperScheduler(super_scheduler::Config),
+    /// Run the syncer that multiplexes every tenant onto the super cluster.
+    Syncer(syncer::Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +55,15 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(async move {
                 let s = super_scheduler::start(cfg).await?;
                 println!("super-scheduler ready: gRPC on {}, metrics on http://{}/metrics", s.grpc_addr, s.metrics_addr);
+                shutdown_signal().await;
+                Ok(())
+            })
+        }
+        Cmd::Syncer(cfg) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let s = syncer::start(cfg).await?;
+                println!("syncer ready: gRPC on {}, metrics on http://{}/metrics", s.grpc_addr, s.metrics_addr);
                 shutdown_signal().await;
                 Ok(())
             })

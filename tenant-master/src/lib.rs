@@ -16,6 +16,7 @@ pub mod schema;
 pub mod server;
 pub mod serviceaccount;
 pub mod storage;
+pub mod syncer_link;
 pub mod validation;
 
 use std::collections::HashMap;
@@ -88,6 +89,19 @@ pub struct Config {
     /// collector deletes them (upstream's fixed quarantine; shorter only for tests).
     #[arg(long, default_value = "40s", value_parser = parse_duration, hide = true)]
     pub pod_gc_quarantine: Duration,
+    // --- issue 7: the link to the syncer (without --syncer-endpoint the tenant master does not sync) ---
+    /// gRPC URL of the syncer (https://HOST:PORT).
+    #[arg(long)]
+    pub syncer_endpoint: Option<String>,
+    /// CA of the syncer (PEM).
+    #[arg(long)]
+    pub syncer_ca: Option<PathBuf>,
+    /// This tenant's client certificate for the syncer (PEM; names the tenant and its uid).
+    #[arg(long)]
+    pub syncer_cert: Option<PathBuf>,
+    /// The key of --syncer-cert (PEM).
+    #[arg(long)]
+    pub syncer_key: Option<PathBuf>,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -173,6 +187,14 @@ impl TenantMaster {
                 pod_gc_quarantine: cfg.pod_gc_quarantine,
             };
             controllers::start(store.clone(), &cfg.disable_controllers, settings);
+        }
+        if let Some(endpoint) = &cfg.syncer_endpoint {
+            let (Some(ca), Some(cert), Some(key)) = (&cfg.syncer_ca, &cfg.syncer_cert, &cfg.syncer_key) else {
+                anyhow::bail!("--syncer-endpoint needs --syncer-ca, --syncer-cert and --syncer-key");
+            };
+            let link = syncer_link::LinkConfig { endpoint: endpoint.clone(), ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+            let advertised = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
+            syncer_link::start(store.clone(), advertised, link);
         }
         if !cfg.etcd_compaction_interval.is_zero() {
             tokio::spawn(compactor(etcd, cfg.etcd_compaction_interval));

@@ -232,13 +232,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         }
     });
     let supers = SuperCache::start(client, on_change);
-    let syncer = Arc::new(Syncer {
-        tenants: Tenants::default(),
-        queue: FairQueue::new(cfg.max_queued_per_tenant),
-        supers,
-        scheduler,
-        conn_ids: AtomicU64::new(1),
-    });
+    let syncer =
+        Arc::new(Syncer { tenants: Tenants::default(), queue: FairQueue::new(cfg.max_queued_per_tenant), supers, scheduler, conn_ids: AtomicU64::new(1) });
     let _ = cell.set(Arc::downgrade(&syncer));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !syncer.supers.ready() {
@@ -265,9 +260,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let tls = tonic::transport::ServerTlsConfig::new()
         .identity(tonic::transport::Identity::from_pem(&pki.serving_cert_pem, &pki.serving_key_pem))
         .client_ca_root(tonic::transport::Certificate::from_pem(&pki.ca_cert_pem));
-    let svc = proto::syncer_server::SyncerServer::new(server::SyncService(syncer.clone()))
-        .max_decoding_message_size(512 << 20)
-        .max_encoding_message_size(512 << 20);
+    let svc =
+        proto::syncer_server::SyncerServer::new(server::SyncService(syncer.clone())).max_decoding_message_size(512 << 20).max_encoding_message_size(512 << 20);
     let router = tonic::transport::Server::builder().tls_config(tls)?.add_service(svc);
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -21,9 +21,7 @@ use crate::proto::write::Op;
 /// Installs the global recorder and returns its handle.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &buckets)?
-        .build_recorder();
+    let recorder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &buckets)?.build_recorder();
     let handle = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
         tracing::warn!("a metrics recorder was already installed in this process");

@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 
 /// DNS names the serving certificate is valid for (tenant masters dial one of these or an IP).
 pub const SERVING_DNS_NAMES: &[&str] = &["localhost", "kplex-syncer", "kplex-syncer.kplex-system", "kplex-syncer.kplex-system.svc"];

@@ -82,10 +82,7 @@ pub struct FairQueue<K> {
 
 impl<K: Clone + Eq + Hash + Send + 'static> FairQueue<K> {
     pub fn new(max_per_tenant: usize) -> Arc<Self> {
-        Arc::new(FairQueue {
-            inner: Mutex::new(Inner { tenants: HashMap::new(), active: BTreeSet::new(), vtime: 0, max_per_tenant }),
-            notify: Notify::new(),
-        })
+        Arc::new(FairQueue { inner: Mutex::new(Inner { tenants: HashMap::new(), active: BTreeSet::new(), vtime: 0, max_per_tenant }), notify: Notify::new() })
     }
 
     /// Sets a tenant's weight (VirtualCluster spec.syncWeight; at least 1).

@@ -153,8 +153,13 @@ impl SuperCache {
     /// Replaces an object (the resourceVersion in `obj` guards against lost updates).
     pub async fn replace(&self, plural: &'static str, ns: &str, obj: &Value) -> Result<(), SuperError> {
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let d: DynamicObject = serde_json::from_value(obj.clone())
-            .map_err(|e| SuperError { op: "replace", plural, ns: ns.into(), name: name.clone(), source: kube::Error::SerdeError(e) })?;
+        let d: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| SuperError {
+            op: "replace",
+            plural,
+            ns: ns.into(),
+            name: name.clone(),
+            source: kube::Error::SerdeError(e),
+        })?;
         match self.api(plural, ns).replace(&name, &PostParams::default(), &d).await {
             Ok(o) => {
                 self.remember(plural, &o);

@@ -71,8 +71,7 @@ async fn session(store: &Arc<Store>, api_endpoint: &str, cfg: &LinkConfig) -> an
         .identity(Identity::from_pem(read(&cfg.cert)?, read(&cfg.key)?))
         .domain_name(host);
     let channel = Endpoint::from_shared(cfg.endpoint.clone())?.tls_config(tls)?.connect().await.context("connecting to the syncer")?;
-    let mut client =
-        proto::syncer_client::SyncerClient::new(channel).max_decoding_message_size(512 << 20).max_encoding_message_size(512 << 20);
+    let mut client = proto::syncer_client::SyncerClient::new(channel).max_decoding_message_size(512 << 20).max_encoding_message_size(512 << 20);
     let (tx, rx) = mpsc::channel::<TenantMessage>(256);
     let hello = proto::Hello { api_endpoint: api_endpoint.to_string(), resources: RESOURCES.iter().map(|s| s.to_string()).collect() };
     tx.send(TenantMessage { msg: Some(tenant_message::Msg::Hello(hello)) }).await?;
@@ -177,7 +176,12 @@ fn result_of(id: u64, r: Result<Value, ApiError>) -> proto::WriteResult {
 
 fn check_uid(cur: &Value, uid: &str, plural: &str, name: &str) -> Result<(), ApiError> {
     if !uid.is_empty() && cur["metadata"]["uid"].as_str() != Some(uid) {
-        return Err(ApiError::conflict("", plural, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur["metadata"]["uid"].as_str().unwrap_or(""))));
+        return Err(ApiError::conflict(
+            "",
+            plural,
+            name,
+            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur["metadata"]["uid"].as_str().unwrap_or("")),
+        ));
     }
     Ok(())
 }

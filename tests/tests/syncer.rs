@@ -78,12 +78,8 @@ fn tenant(etcd: &Etcd, sup: &TenantMaster, dir: &Path, name: &str, spec: &str, s
     let p = |f: &str| certs.join(f).display().to_string();
     let (ca, crt, key) = (p("ca.crt"), p("tls.crt"), p("tls.key"));
     let endpoint = format!("https://{syncer_addr}");
-    let tm = TenantMaster::start(
-        etcd,
-        name,
-        &dir.join(name),
-        &["--syncer-endpoint", &endpoint, "--syncer-ca", &ca, "--syncer-cert", &crt, "--syncer-key", &key],
-    );
+    let tm =
+        TenantMaster::start(etcd, name, &dir.join(name), &["--syncer-endpoint", &endpoint, "--syncer-ca", &ca, "--syncer-cert", &crt, "--syncer-key", &key]);
     Tenant { tm, uid }
 }
 
@@ -208,10 +204,8 @@ fn tenants_run_on_the_super_cluster_exactly_and_fairly() {
         let pods = items(&json(&beta.tm, &["get", "pods", "-l", "app=zoned"]));
         pods.len() == 4 && pods.iter().all(running)
     });
-    let zone_b: BTreeSet<String> =
-        items(&json(&sup, &["get", "nodes", "-l", "topology.kubernetes.io/zone=zone-b"])).iter().map(name).collect();
-    let placed: BTreeSet<String> =
-        super_pods(&sup, &bsns, "app=zoned").iter().map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string()).collect();
+    let zone_b: BTreeSet<String> = items(&json(&sup, &["get", "nodes", "-l", "topology.kubernetes.io/zone=zone-b"])).iter().map(name).collect();
+    let placed: BTreeSet<String> = super_pods(&sup, &bsns, "app=zoned").iter().map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string()).collect();
     assert!(placed.is_subset(&zone_b) && !placed.is_empty(), "{placed:?} not all in zone-b {zone_b:?}");
     let shown = beta.tm.kubectl(&["get", "nodes", "--show-labels"]).must();
     let shown_names: BTreeSet<String> = shown.lines().skip(1).filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
@@ -239,7 +233,10 @@ fn tenants_run_on_the_super_cluster_exactly_and_fairly() {
     assert_eq!(q2["status"]["phase"], "Pending");
     let cond = q2["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PodScheduled").unwrap().clone();
     assert_eq!((cond["status"].as_str(), cond["reason"].as_str()), (Some("False"), Some("Unschedulable")));
-    apply(&beta.tm, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: free\nspec:\n  containers:\n  - {name: c, image: nginx, resources: {requests: {cpu: '1'}}}\n");
+    apply(
+        &beta.tm,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: free\nspec:\n  containers:\n  - {name: c, image: nginx, resources: {requests: {cpu: '1'}}}\n",
+    );
     wait_until("beta's 1-cpu pod Running", 60, || running(&json(&beta.tm, &["get", "pod", "free"])));
 
     // --- pause removes acme's super pods; resume brings them back Running.

@@ -78,12 +78,8 @@ async fn refresh(cx: &Cx<'_>, cur: &Value, want: &Value) -> Result<()> {
 
 /// Removes the tenant's nodes no pod uses; creates or refreshes the used ones.
 pub async fn reconcile(cx: &Cx<'_>) -> Result<()> {
-    let used: BTreeSet<String> = cx
-        .t
-        .list("pods", None)
-        .iter()
-        .filter_map(|p| p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()).map(String::from))
-        .collect();
+    let used: BTreeSet<String> =
+        cx.t.list("pods", None).iter().filter_map(|p| p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()).map(String::from)).collect();
     let recent: BTreeSet<String> = {
         let mut st = cx.t.state.write();
         st.recently_bound.retain(|_, at| at.elapsed() < BIND_GRACE);

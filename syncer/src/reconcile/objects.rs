@@ -330,7 +330,9 @@ pub async fn event(cx: &Cx<'_>, ns: &str, name: &str) -> Result<()> {
     }
     let mut o = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
         "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": pname, "uid": uid(&tp), "fieldPath": io["fieldPath"]}});
-    for f in ["reason", "message", "type", "count", "firstTimestamp", "lastTimestamp", "eventTime", "source", "reportingComponent", "reportingInstance", "action"] {
+    for f in
+        ["reason", "message", "type", "count", "firstTimestamp", "lastTimestamp", "eventTime", "source", "reportingComponent", "reportingInstance", "action"]
+    {
         if !ev[f].is_null() {
             o[f] = ev[f].clone();
         }

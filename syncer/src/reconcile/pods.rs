@@ -196,6 +196,12 @@ pub async fn reconcile(cx: &Cx<'_>, ns: &str, name: &str) -> Result<()> {
             Ok(())
         }
         Some(sp) => {
+            if deleting(&sp) {
+                // Deleted behind the tenant's back (by hand, an eviction, a pause): its final
+                // status (stopped containers) is not the tenant pod's fate. It is created again
+                // once gone.
+                return Ok(());
+            }
             let want = merged_status(&tp, &sp);
             if want != tp["status"] {
                 let r = cx.t.write(Op::UpdateStatus, "pods", ns, name, &json!({"status": want}), uid(&tp)).await?;

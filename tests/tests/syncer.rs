@@ -115,7 +115,7 @@ fn tenants_run_on_the_super_cluster_exactly_and_fairly() {
         "--metrics-listen",
         &metrics_addr,
     ]);
-    let acme = tenant(&etcd, &sup, dir.path(), "acme", "{}", &syncer_addr);
+    let mut acme = tenant(&etcd, &sup, dir.path(), "acme", "{}", &syncer_addr);
     let beta = tenant(&etcd, &sup, dir.path(), "beta", "{}", &syncer_addr);
     let small = tenant(&etcd, &sup, dir.path(), "small", "{quota: {cpu: '2'}}", &syncer_addr);
     let sns = acme.sns("default");
@@ -268,12 +268,43 @@ fn tenants_run_on_the_super_cluster_exactly_and_fairly() {
     assert_eq!(all_super.len(), tenant_names.len(), "no duplicate anywhere");
     assert_eq!(json(&sup, &["get", "configmap", "-n", &sns, "foreign"])["metadata"]["resourceVersion"], foreign_rv, "foreign object untouched");
 
+    // --- a restarted tenant master reconnects and syncing goes on.
+    acme.tm.restart();
+    acme.tm.kubectl(&["scale", "deployment", "web", "--replicas=4"]).must();
+    wait_until("a fourth web super pod after the tenant master's restart", 60, || {
+        let pods = super_pods(&sup, &sns, "app=web");
+        pods.len() == 4 && pods.iter().all(running)
+    });
+
     // --- metrics.
     let out = std::process::Command::new("curl").args(["-s", &format!("http://{metrics_addr}/metrics")]).output().unwrap();
     let body = String::from_utf8_lossy(&out.stdout);
     for m in ["kplex_syncer_queue_depth{tenant=\"acme\"}", "kplex_syncer_sync_duration_seconds_count{tenant=\"acme\"}", "kplex_syncer_connected_tenants 3"] {
         assert!(body.contains(m), "{m} missing in /metrics:\n{body}");
     }
+
+    // --- converged means quiet: two patrols over unchanged tenants write nothing anywhere.
+    let writes = || {
+        let out = std::process::Command::new("curl").args(["-s", &format!("http://{metrics_addr}/metrics")]).output().unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        {
+            let mut l: Vec<&str> = body.lines().filter(|l| l.starts_with("kplex_syncer_tenant_writes_total")).collect();
+            l.sort();
+            l.join("\n")
+        }
+    };
+    let before = writes();
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(writes(), before, "writes into tenants while nothing changed");
+    let super_rv = |what: &str| -> Vec<String> {
+        items(&json(&sup, &["get", what, "-A", "-l", "tenancy.kplex.io/tenant"]))
+            .iter()
+            .map(|o| o["metadata"]["resourceVersion"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (cms, secrets) = (super_rv("configmaps"), super_rv("secrets"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!((super_rv("configmaps"), super_rv("secrets")), (cms, secrets), "super objects rewritten while nothing changed");
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

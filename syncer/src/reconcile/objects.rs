@@ -23,10 +23,10 @@ fn uid(o: &Value) -> &str {
 /// they exist first).
 pub async fn ensure(cx: &Cx<'_>, key: &Key) -> Result<()> {
     match key {
-        Key::ConfigMap(ns, n) => data_object(cx, "configmaps", ns, n).await,
-        Key::Secret(ns, n) => data_object(cx, "secrets", ns, n).await,
+        Key::ConfigMap(ns, n) => data_object_with(cx, "configmaps", ns, n, true).await,
+        Key::Secret(ns, n) => data_object_with(cx, "secrets", ns, n, true).await,
         Key::Pvc(ns, n) => pvc(cx, ns, n).await,
-        Key::SaToken(ns, sa) => sa_token(cx, ns, sa).await,
+        Key::SaToken(ns, sa) => sa_token_with(cx, ns, sa, true).await,
         _ => Ok(()),
     }
 }
@@ -43,22 +43,29 @@ fn live_pods(cx: &Cx<'_>, ns: &str) -> Vec<std::sync::Arc<Value>> {
 /// A tenant ConfigMap or Secret exists in the super namespace exactly while a live pod
 /// references it.
 pub async fn data_object(cx: &Cx<'_>, plural: &'static str, ns: &str, name: &str) -> Result<()> {
+    data_object_with(cx, plural, ns, name, false).await
+}
+
+/// `referenced`: the caller knows a live pod references the object (no scan of the namespace's
+/// pods, which would make a burst of pods quadratic).
+async fn data_object_with(cx: &Cx<'_>, plural: &'static str, ns: &str, name: &str, referenced: bool) -> Result<()> {
     let sns = cx.sns(ns);
     let sobj = cx.s.supers.get(plural, &sns, name);
     if sobj.as_ref().is_some_and(|s| !naming::owned_by(s, &cx.owner(ns, name)) || s["metadata"]["annotations"][naming::SA_TOKEN].is_string()) {
         return Ok(()); // not ours
     }
-    let referenced = || {
-        live_pods(cx, ns).iter().any(|p| {
-            let r = pod_refs(p);
-            if plural == "configmaps" {
-                r.configmaps.contains(name)
-            } else {
-                r.secrets.contains(name)
-            }
-        })
+    let is_referenced = || {
+        referenced
+            || live_pods(cx, ns).iter().any(|p| {
+                let r = pod_refs(p);
+                if plural == "configmaps" {
+                    r.configmaps.contains(name)
+                } else {
+                    r.secrets.contains(name)
+                }
+            })
     };
-    let want = cx.t.get(plural, ns, name).filter(|_| !cx.paused && referenced());
+    let want = cx.t.get(plural, ns, name).filter(|_| !cx.paused && is_referenced());
     match (want, sobj) {
         (None, None) => Ok(()),
         (None, Some(s)) => Ok(cx.s.supers.delete(plural, &sns, name, uid(&s), None).await?),
@@ -95,6 +102,10 @@ pub async fn data_object(cx: &Cx<'_>, plural: &'static str, ns: &str, name: &str
 /// The Secret holding a service account's token (from the tenant's TokenRequest API), the
 /// tenant's CA and the tenant namespace, for pods that mount the account's token.
 pub async fn sa_token(cx: &Cx<'_>, ns: &str, sa: &str) -> Result<()> {
+    sa_token_with(cx, ns, sa, false).await
+}
+
+async fn sa_token_with(cx: &Cx<'_>, ns: &str, sa: &str, referenced: bool) -> Result<()> {
     let sns = cx.sns(ns);
     let name = token_secret_name(sa);
     let owner = cx.owner(ns, &name);
@@ -102,7 +113,7 @@ pub async fn sa_token(cx: &Cx<'_>, ns: &str, sa: &str) -> Result<()> {
     if sobj.as_ref().is_some_and(|s| !naming::owned_by(s, &owner) || s["metadata"]["annotations"][naming::SA_TOKEN] != sa) {
         return Ok(());
     }
-    let needed = !cx.paused && live_pods(cx, ns).iter().any(|p| pod_refs(p).token_sa.as_deref() == Some(sa));
+    let needed = !cx.paused && (referenced || live_pods(cx, ns).iter().any(|p| pod_refs(p).token_sa.as_deref() == Some(sa)));
     let ca = cx.t.get("configmaps", ns, "kube-root-ca.crt").and_then(|c| c["data"]["ca.crt"].as_str().map(String::from)).unwrap_or_default();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     match (needed, sobj) {

@@ -155,6 +155,34 @@ fn tenants_run_on_the_super_cluster_exactly_and_fairly() {
     let used: BTreeSet<String> = supers.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string()).collect();
     assert_eq!(tenant_nodes.iter().map(name).collect::<BTreeSet<_>>(), used, "the tenant sees exactly the nodes its pods use");
 
+    // --- services downward (the super cluster allocates its own ClusterIP), endpoints of a
+    // selector-less service, events about a pod upward.
+    acme.tm.kubectl(&["expose", "deployment", "web", "--port=80"]).must();
+    apply(&acme.tm, "apiVersion: v1\nkind: Service\nmetadata:\n  name: external\nspec:\n  ports: [{port: 5432}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: external\nsubsets:\n- addresses: [{ip: 192.0.2.10}]\n  ports: [{port: 5432}]\n");
+    wait_until("web and external services in the super cluster", 30, || {
+        sup.kubectl(&["get", "service", "-n", &sns, "web"]).ok && sup.kubectl(&["get", "endpoints", "-n", &sns, "external"]).ok
+    });
+    let ssvc = json(&sup, &["get", "service", "-n", &sns, "web"]);
+    assert_eq!(ssvc["spec"]["selector"]["app"], "web");
+    assert_eq!(ssvc["spec"]["ports"][0]["port"], 80);
+    assert!(ssvc["spec"]["clusterIP"].is_string());
+    let sep = json(&sup, &["get", "endpoints", "-n", &sns, "external"]);
+    assert_eq!(sep["subsets"][0]["addresses"][0]["ip"], "192.0.2.10");
+    assert!(!sup.kubectl(&["get", "service", "-n", &sns, "kubernetes"]).ok, "the tenant's API service is not synced");
+    let p0 = &supers[0];
+    apply(
+        &sup,
+        &format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: pulled-1\n  namespace: {sns}\ninvolvedObject: {{kind: Pod, apiVersion: v1, namespace: {sns}, name: {}, uid: {}}}\nreason: Pulled\nmessage: Successfully pulled image nginx\ntype: Normal\nsource: {{component: kubelet}}\n",
+            name(p0),
+            p0["metadata"]["uid"].as_str().unwrap()
+        ),
+    );
+    wait_until("the super event in the tenant", 30, || {
+        let evs = items(&json(&acme.tm, &["get", "events", "--field-selector", &format!("involvedObject.name={}", name(p0))]));
+        evs.iter().any(|e| e["reason"] == "Pulled" && e["involvedObject"]["namespace"] == "default")
+    });
+
     // --- ConfigMaps and Secrets: only those pods reference.
     acme.tm.kubectl(&["create", "configmap", "mounted", "--from-literal=k=v"]).must();
     acme.tm.kubectl(&["create", "configmap", "unmounted", "--from-literal=k=v"]).must();
@@ -174,6 +202,15 @@ fn tenants_run_on_the_super_cluster_exactly_and_fairly() {
     sup.kubectl(&["create", "configmap", "-n", &sns, "foreign", "--from-literal=x=y"]).must();
     sup.kubectl(&["label", "configmap", "-n", &sns, "foreign", "tenancy.kplex.io/tenant=acme"]).must();
     let foreign_rv = json(&sup, &["get", "configmap", "-n", &sns, "foreign"])["metadata"]["resourceVersion"].clone();
+    // An orphan (marked as acme's, with no tenant object) is removed.
+    apply(
+        &sup,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: orphan\n  namespace: {sns}\n  labels: {{tenancy.kplex.io/tenant: acme}}\n  annotations: {{tenancy.kplex.io/tenant-uid: {}, tenancy.kplex.io/namespace: default, tenancy.kplex.io/name: orphan, tenancy.kplex.io/uid: gone}}\ndata: {{k: v}}\n",
+            acme.uid
+        ),
+    );
+    wait_until("the orphan removed", 30, || !sup.kubectl(&["get", "configmap", "-n", &sns, "orphan"]).ok);
 
     // --- deleting in the tenant deletes in the super cluster (and the ConfigMap no pod uses).
     acme.tm.kubectl(&["delete", "pod", "reader", "--wait=false"]).must();

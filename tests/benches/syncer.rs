@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kplex_e2e::bench::rss_kib;
 use kplex_e2e::{free_port, kubectl_with, node_simulator, Etcd, Process, TenantMaster};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -103,7 +103,7 @@ fn watch_super(client: kube::Client) -> Seen {
     let s2 = seen.clone();
     tokio::spawn(async move {
         let api: Api<Pod> = Api::all(client);
-        let mut w = watcher::watcher(api, watcher::Config::default().labels("tenancy.kplex.io/tenant")).boxed();
+        let mut w = watcher::watcher(api, watcher::Config::default().labels("tenancy.kplex.io/tenant")).default_backoff().boxed();
         while let Some(ev) = w.next().await {
             if let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = ev {
                 let k = (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default());
@@ -120,7 +120,7 @@ fn watch_running(client: kube::Client) -> Seen {
     let s2 = seen.clone();
     tokio::spawn(async move {
         let api: Api<Pod> = Api::namespaced(client, "default");
-        let mut w = watcher::watcher(api, watcher::Config::default()).boxed();
+        let mut w = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
         while let Some(ev) = w.next().await {
             if let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = ev {
                 if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
@@ -351,4 +351,6 @@ fn main() {
             fairness().await;
         }
     });
+    // The watches of the torn-down clusters are retrying: do not wait for them.
+    rt.shutdown_timeout(Duration::from_secs(1));
 }

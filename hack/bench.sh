@@ -9,6 +9,9 @@
 # platform (`kplex up`, create to serving, idle tenant RSS): BENCH_CREATES BENCH_SETTLE_SECS.
 # `./hack/bench.sh scheduler` runs the super-scheduler's bench instead (super-scheduler/benches;
 # knobs BENCH_NODES BENCH_PODS BENCH_BATCH; needs neither etcd nor the kplex binary).
+# `./hack/bench.sh syncer`: 100 tenants x 100 pods, and fairness (A bursts 10,000, B 1 pod/s);
+# knobs BENCH_SCENARIO=scale|fairness BENCH_TENANTS BENCH_PODS BENCH_INFLIGHT BENCH_BURST
+# BENCH_TRICKLE_SECS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 . "$ROOT/hack/lib.sh"

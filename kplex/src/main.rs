@@ -38,6 +38,8 @@ enum Cmd {
     Pause(cli::NameArgs),
     /// Bring a paused tenant back.
     Resume(cli::NameArgs),
+    /// Run the syncer that multiplexes every tenant onto the super cluster.
+    Syncer(syncer::Config),
 }
 
 /// A small runtime for the CLI verbs and supervisors.
@@ -105,6 +107,15 @@ fn run() -> anyhow::Result<()> {
         Cmd::Delete(a) => small_runtime()?.block_on(cli::delete(a)),
         Cmd::Pause(a) => small_runtime()?.block_on(cli::pause(a)),
         Cmd::Resume(a) => small_runtime()?.block_on(cli::resume(a)),
+        Cmd::Syncer(cfg) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let s = syncer::start(cfg).await?;
+                println!("syncer ready: gRPC on {}, metrics on http://{}/metrics", s.grpc_addr, s.metrics_addr);
+                shutdown_signal().await;
+                Ok(())
+            })
+        }
     }
 }
 

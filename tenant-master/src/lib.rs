@@ -17,6 +17,7 @@ pub mod server;
 pub mod serviceaccount;
 pub mod storage;
 pub mod supermode;
+pub mod syncer_link;
 pub mod validation;
 
 use std::collections::HashMap;
@@ -99,6 +100,19 @@ pub struct Config {
     /// and the VirtualCluster CustomResourceDefinition is installed on start (docs/platform.md).
     #[arg(long = "super")]
     pub super_mode: bool,
+    // --- issue 7: the link to the syncer (without --syncer-endpoint the tenant master does not sync) ---
+    /// gRPC URL of the syncer (https://HOST:PORT).
+    #[arg(long)]
+    pub syncer_endpoint: Option<String>,
+    /// CA of the syncer (PEM).
+    #[arg(long)]
+    pub syncer_ca: Option<PathBuf>,
+    /// This tenant's client certificate for the syncer (PEM; names the tenant and its uid).
+    #[arg(long)]
+    pub syncer_cert: Option<PathBuf>,
+    /// The key of --syncer-cert (PEM).
+    #[arg(long)]
+    pub syncer_key: Option<PathBuf>,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
@@ -199,6 +213,14 @@ impl TenantMaster {
                 pod_gc_quarantine: cfg.pod_gc_quarantine,
             };
             controllers::start(store.clone(), &cfg.disable_controllers, settings);
+        }
+        if let Some(endpoint) = &cfg.syncer_endpoint {
+            let (Some(ca), Some(cert), Some(key)) = (&cfg.syncer_ca, &cfg.syncer_cert, &cfg.syncer_key) else {
+                anyhow::bail!("--syncer-endpoint needs --syncer-ca, --syncer-cert and --syncer-key");
+            };
+            let link = syncer_link::LinkConfig { endpoint: endpoint.clone(), ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+            let advertised = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
+            syncer_link::start(store.clone(), advertised, link);
         }
         if !cfg.etcd_compaction_interval.is_zero() {
             tokio::spawn(compactor(etcd, cfg.etcd_compaction_interval));

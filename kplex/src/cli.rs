@@ -261,6 +261,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<()> {
     match a.output.as_deref() {
         Some("json") => println!("{}", serde_json::to_string_pretty(&list)?),
         Some("yaml") => print!("{}", serde_yaml_ng::to_string(&list)?),
+        _ if vcs.items.is_empty() => eprintln!("No tenants found"),
         _ => {
             let now = chrono::Utc::now().timestamp();
             let rows: Vec<[String; 6]> = vcs

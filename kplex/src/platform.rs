@@ -68,6 +68,10 @@ impl Layout {
     pub fn tenant_kubeconfig(&self, name: &str) -> PathBuf {
         self.tenant_dir(name).join("kubeconfig")
     }
+    /// The syncer's PKI (its CA signs every tenant master's client certificate).
+    pub fn syncer_pki(&self) -> PathBuf {
+        self.root.join("syncer").join("pki")
+    }
     pub fn log(&self, component: &str) -> PathBuf {
         self.root.join("logs").join(format!("{component}.log"))
     }
@@ -87,6 +91,9 @@ pub struct PlatformState {
     pub api_port: u16,
     /// The super-scheduler's gRPC and metrics ports.
     pub scheduler_ports: (u16, u16),
+    /// The syncer's gRPC and metrics ports (chosen on the first run that has a syncer).
+    #[serde(default)]
+    pub syncer_ports: Option<(u16, u16)>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -99,9 +106,17 @@ impl PlatformState {
         let path = layout.state();
         if let Ok(b) = std::fs::read(&path) {
             let mut s: PlatformState = serde_json::from_slice(&b).with_context(|| format!("reading {}", path.display()))?;
+            let mut changed = false;
             if !etcd_endpoints.is_empty() && s.etcd_endpoints != etcd_endpoints {
                 s.etcd_endpoints = etcd_endpoints.to_vec();
                 s.embedded_etcd = None;
+                changed = true;
+            }
+            if s.syncer_ports.is_none() {
+                s.syncer_ports = Some((free_port()?, free_port()?));
+                changed = true;
+            }
+            if changed {
                 std::fs::write(&path, serde_json::to_vec_pretty(&s)?)?;
             }
             return Ok(s);
@@ -115,6 +130,7 @@ impl PlatformState {
             embedded_etcd,
             api_port: free_port()?,
             scheduler_ports: (free_port()?, free_port()?),
+            syncer_ports: Some((free_port()?, free_port()?)),
         };
         std::fs::create_dir_all(&layout.root)?;
         std::fs::write(&path, serde_json::to_vec_pretty(&s)?)?;

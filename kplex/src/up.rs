@@ -57,6 +57,22 @@ fn components(layout: &Layout, st: &PlatformState, kplex: &Path, nodes: usize, r
     if let Some(f) = root_creds {
         tm.extend(s(&["--etcd-user", "root", "--etcd-password-file", &f.display().to_string()]));
     }
+    let (sync_grpc, sync_metrics) = st.syncer_ports.expect("platform state has syncer ports");
+    let pki = layout.syncer_pki().display().to_string();
+    tm.extend(s(&["--syncer-endpoint", &format!("https://127.0.0.1:{sync_grpc}"), "--syncer-pki-dir", &pki]));
+    let syncer = s(&[
+        "syncer",
+        "--super-kubeconfig",
+        &kc,
+        "--scheduler",
+        &format!("http://127.0.0.1:{}", st.scheduler_ports.0),
+        "--listen",
+        &format!("127.0.0.1:{sync_grpc}"),
+        "--metrics-listen",
+        &format!("127.0.0.1:{sync_metrics}"),
+        "--pki-dir",
+        &pki,
+    ]);
     vec![
         spec(layout, kplex, "node-simulator", s(&["node-simulator", "--kubeconfig", &kc, "--nodes", &nodes.to_string()]), Some(READY)),
         spec(
@@ -74,6 +90,7 @@ fn components(layout: &Layout, st: &PlatformState, kplex: &Path, nodes: usize, r
             ]),
             Some(READY),
         ),
+        spec(layout, kplex, "syncer", syncer, Some(READY)),
         spec(layout, kplex, "tenant-manager", tm, Some(READY)),
     ]
 }

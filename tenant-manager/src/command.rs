@@ -22,6 +22,9 @@ pub struct MasterSpec {
     /// The master compacts its etcd itself (a dedicated etcd); on the shared etcd the tenant
     /// manager compacts once for everyone.
     pub compaction: bool,
+    /// The syncer to stream to: its URL and the directory holding ca.crt, tls.crt and tls.key
+    /// (the tenant's client certificate).
+    pub syncer: Option<(String, PathBuf)>,
 }
 
 /// The arguments after the `kplex` binary that run the tenant master described by `s`.
@@ -48,6 +51,10 @@ pub fn tenant_master_args(s: &MasterSpec) -> Vec<String> {
     if let Some((user, file)) = &s.etcd_credentials {
         a.extend(["--etcd-user".into(), user.clone(), "--etcd-password-file".into(), file.display().to_string()]);
     }
+    if let Some((endpoint, dir)) = &s.syncer {
+        let f = |n: &str| dir.join(n).display().to_string();
+        a.extend(["--syncer-endpoint".into(), endpoint.clone(), "--syncer-ca".into(), f("ca.crt"), "--syncer-cert".into(), f("tls.crt"), "--syncer-key".into(), f("tls.key")]);
+    }
     a
 }
 
@@ -66,6 +73,7 @@ mod tests {
             etcd_prefix: "/kplex/tenants/a".into(),
             etcd_credentials: Some(("kplex-tenant-a".into(), "/d/tenants/a/etcd.password".into())),
             compaction: false,
+            syncer: None,
         };
         let a = tenant_master_args(&s).join(" ");
         assert!(a.starts_with("tenant-master --name a --data-dir /d/tenants/a --listen 127.0.0.1:7000"), "{a}");

@@ -56,6 +56,14 @@ pub struct Config {
     /// Where to serve /metrics (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub metrics_listen: String,
+    /// The syncer's gRPC URL (https://HOST:PORT) tenant masters stream to; without it tenants
+    /// are not synced to the super cluster.
+    #[arg(long, requires = "syncer_pki_dir")]
+    pub syncer_endpoint: Option<String>,
+    /// The syncer's PKI directory (its CA): each tenant master gets a client certificate from
+    /// it naming the tenant and its uid.
+    #[arg(long)]
+    pub syncer_pki_dir: Option<PathBuf>,
 }
 
 /// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.

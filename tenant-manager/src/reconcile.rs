@@ -325,6 +325,21 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
         None
     };
     let port = tenant_port(&dir)?;
+    let syncer = match (&ctx.cfg.syncer_endpoint, &ctx.cfg.syncer_pki_dir) {
+        (Some(endpoint), Some(pki)) => {
+            // The client certificate names the tenant and its uid; a tenant recreated under the
+            // same name (new uid) gets a new one.
+            let out = dir.join("syncer");
+            let issued_for = std::fs::read_to_string(out.join("uid")).unwrap_or_default();
+            if issued_for != uid || !out.join("tls.crt").exists() {
+                std::fs::create_dir_all(&out)?;
+                kplex_syncer::pki::issue_tenant_client(pki, &name, &uid, &out).map_err(|e| Error::Other(format!("syncer client certificate: {e:#}")))?;
+                std::fs::write(out.join("uid"), &uid)?;
+            }
+            Some((endpoint.clone(), out))
+        }
+        _ => None,
+    };
     let ms = MasterSpec {
         name: name.clone(),
         uid: uid.clone(),
@@ -336,6 +351,7 @@ async fn apply(vc: &DynamicObject, ctx: &Ctx) -> Result<Action, Error> {
         etcd_prefix: prefix,
         etcd_credentials: creds,
         compaction: dedicated,
+        syncer,
     };
     let args = tenant_master_args(&ms);
     let state = {

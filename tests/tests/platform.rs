@@ -27,6 +27,18 @@ fn event(name: &str, owner: &str) -> String {
     )
 }
 
+/// The tenant's pods in the super cluster (only the Running ones if `running`).
+fn super_pods(p: &Platform, tenant: &str, running: bool) -> usize {
+    let mut args = vec!["get", "pods", "-A", "-l"];
+    let sel = format!("tenancy.kplex.io/tenant={tenant}");
+    args.push(&sel);
+    if running {
+        args.extend(["--field-selector", "status.phase=Running"]);
+    }
+    args.extend(["-o", "name"]);
+    p.super_kubectl(&args).stdout.lines().filter(|l| !l.is_empty()).count()
+}
+
 #[test]
 fn platform_lifecycle() {
     // Not running: the verbs say so and fail.
@@ -107,6 +119,19 @@ fn platform_lifecycle() {
         assert!(ev.contains(&format!("ev-{me}")) && !ev.contains(&format!("ev-{other}")), "{me}: {ev}");
     }
 
+    // Workloads run on the super cluster through the syncer: Running in the tenant, on the
+    // simulated nodes, as super pods of that tenant.
+    for (t, n) in [("a", 1), ("b", 2)] {
+        p.tenant_kubectl(t, &["create", "deployment", "web", "--image=nginx", &format!("--replicas={n}")], None).must();
+    }
+    for (t, n) in [("a", 1), ("b", 2)] {
+        eventually(60, &format!("{t}'s pods Running"), || {
+            let out = p.tenant_kubectl(t, &["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.status.phase} {.spec.nodeName}{\"\\n\"}{end}"], None).stdout;
+            (out.lines().filter(|l| l.starts_with("Running kplex-node-")).count() == n).then_some(())
+        });
+        eventually(30, &format!("{t}'s super pods"), || (super_pods(&p, t, true) == n).then_some(()));
+    }
+
     // Isolation in etcd: a's credentials reach a's keys and nothing else.
     let a_pw = p.dir().join("tenants/a/etcd.password");
     let own = p.etcdctl("kplex-tenant-a", &a_pw, &["get", "/kplex/tenants/a/", "--prefix", "--keys-only"]);
@@ -155,8 +180,10 @@ fn platform_lifecycle() {
     assert!(!down.ok, "paused tenant still serves: {down:?}");
     let list = p.kplex(&["list"]).must();
     assert!(list.lines().any(|l| l.starts_with("b ") && l.contains("Paused")), "{list}");
+    eventually(30, "b's super pods gone while paused", || (super_pods(&p, "b", false) == 0).then_some(()));
     p.kplex(&["resume", "b"]).must();
     assert_eq!(p.tenant_kubectl("b", &["get", "configmap", "cfg", "-n", "prod", "-o", "jsonpath={.data.owner}"], None).must(), "b");
+    eventually(60, "b's super pods Running again after resume", || (super_pods(&p, "b", true) == 2).then_some(()));
 
     // Ctrl-C: everything stops (no orphan), and a new run brings every tenant back with its data.
     let mut pids: Vec<u32> = std::fs::read_dir(p.dir().join("logs"))
@@ -166,7 +193,7 @@ fn platform_lifecycle() {
         .filter_map(|e| read_pid(&e.path()))
         .collect();
     pids.extend(["a", "b"].iter().filter_map(|t| read_pid(&p.dir().join("tenants").join(t).join("master.pid"))));
-    assert_eq!(pids.len(), 7, "etcd, super API, node simulator, scheduler, tenant manager, 2 masters: {pids:?}");
+    assert_eq!(pids.len(), 8, "etcd, super API, node simulator, scheduler, syncer, tenant manager, 2 masters: {pids:?}");
     assert!(p.stop_with("INT"), "kplex up did not exit cleanly on SIGINT");
     let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
     assert!(alive.is_empty(), "processes left after Ctrl-C: {alive:?}");
@@ -200,6 +227,9 @@ fn platform_lifecycle() {
     let roles = p.etcdctl_root(&["role", "list"]).must();
     assert!(!roles.contains("kplex-tenant-a") && roles.contains("kplex-tenant-b"), "{roles}");
     assert!(!p.dir().join("tenants/a").exists());
+    eventually(30, "a's super pods gone", || (super_pods(&p, "a", false) == 0).then_some(()));
+    let nss = p.super_kubectl(&["get", "namespaces", "-l", "tenancy.kplex.io/tenant=a", "-o", "jsonpath={.items[*].metadata.name}"]).must();
+    assert_eq!(nss, "a-ffffff-prod", "only the namespace not owned by a is left");
     let again = p.kplex(&["delete", "a"]);
     assert!(!again.ok && again.stderr.contains("not found"), "{again:?}");
     // b is untouched.

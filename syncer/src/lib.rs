@@ -170,7 +170,7 @@ impl Syncer {
                 continue;
             }
             let Some(vc) = self.supers.virtual_cluster(&t.name) else { continue };
-            if vc["metadata"]["uid"].as_str() != Some(t.uid.as_str()) {
+            if vc["metadata"]["uid"].as_str() != Some(t.uid.as_str()) || vc["metadata"]["deletionTimestamp"].is_string() {
                 continue;
             }
             let paused = vc["spec"]["paused"].as_bool().unwrap_or(false);

@@ -228,8 +228,11 @@ fn platform_lifecycle() {
     assert!(!roles.contains("kplex-tenant-a") && roles.contains("kplex-tenant-b"), "{roles}");
     assert!(!p.dir().join("tenants/a").exists());
     eventually(30, "a's super pods gone", || (super_pods(&p, "a", false) == 0).then_some(()));
-    let nss = p.super_kubectl(&["get", "namespaces", "-l", "tenancy.kplex.io/tenant=a", "-o", "jsonpath={.items[*].metadata.name}"]).must();
-    assert_eq!(nss, "a-ffffff-prod", "only the namespace not owned by a is left");
+    // a's namespaces terminate (their pods first, with their grace period); nothing recreates them.
+    eventually(60, "only the namespace not owned by a left", || {
+        let nss = p.super_kubectl(&["get", "namespaces", "-l", "tenancy.kplex.io/tenant=a", "-o", "jsonpath={.items[*].metadata.name}"]).must();
+        (nss == "a-ffffff-prod").then_some(())
+    });
     let again = p.kplex(&["delete", "a"]);
     assert!(!again.ok && again.stderr.contains("not found"), "{again:?}");
     // b is untouched.

@@ -123,6 +123,12 @@ pub async fn reconcile(s: &Syncer, tenant: &str, key: &Key) -> Result<()> {
     if vc["metadata"]["uid"].as_str() != Some(t.uid.as_str()) {
         return Ok(());
     }
+    // A VirtualCluster being deleted: the tenant manager is removing every super object of the
+    // tenant; creating anything now (a namespace it already deleted) would leave an orphan
+    // behind once the VirtualCluster is gone.
+    if vc["metadata"]["deletionTimestamp"].is_string() {
+        return Ok(());
+    }
     let cx = Cx { s, t: &t, paused: vc["spec"]["paused"].as_bool().unwrap_or(false) };
     match key {
         Key::Pod(ns, name) => pods::reconcile(&cx, ns, name).await,

@@ -66,19 +66,8 @@ pub struct Config {
     pub syncer_pki_dir: Option<PathBuf>,
 }
 
-/// Parses `300ms`, `5s`, `5m`, `1h` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("invalid duration unit in {s:?}")),
-    })
-}
+/// Durations are written as for the tenant master (`300ms`, `5s`, `5m`, `1h`, plain seconds).
+pub use tenant_master::parse_duration;
 
 /// A running tenant manager.
 pub struct TenantManager {

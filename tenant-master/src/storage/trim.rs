@@ -9,7 +9,7 @@
 //! idle or trickling tenant never wakes for it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -26,17 +26,17 @@ struct Trimmer {
     wake: Notify,
 }
 
-static TRIMMER: std::sync::OnceLock<Arc<Trimmer>> = std::sync::OnceLock::new();
+static TRIMMER: OnceLock<Trimmer> = OnceLock::new();
 static START: Once = Once::new();
 
-fn trimmer() -> &'static Arc<Trimmer> {
-    TRIMMER.get_or_init(|| Arc::new(Trimmer { events: AtomicU64::new(0), wake: Notify::new() }))
+fn trimmer() -> &'static Trimmer {
+    TRIMMER.get_or_init(|| Trimmer { events: AtomicU64::new(0), wake: Notify::new() })
 }
 
 /// Starts the trimming task (once per process; needs a Tokio runtime).
 pub fn start() {
     START.call_once(|| {
-        let t = trimmer().clone();
+        let t = trimmer();
         tokio::spawn(async move {
             loop {
                 t.wake.notified().await;

@@ -96,29 +96,7 @@ fn components(layout: &Layout, st: &PlatformState, kplex: &Path, nodes: usize, r
 }
 
 fn etcd_spec(layout: &Layout, client: u16, peer: u16) -> ChildSpec {
-    let data = layout.etcd_dir().join("data").display().to_string();
-    let c = format!("http://127.0.0.1:{client}");
-    let p = format!("http://127.0.0.1:{peer}");
-    let args = s(&[
-        "--name",
-        "kplex",
-        "--data-dir",
-        &data,
-        "--listen-client-urls",
-        &c,
-        "--advertise-client-urls",
-        &c,
-        "--listen-peer-urls",
-        &p,
-        "--initial-advertise-peer-urls",
-        &p,
-        "--initial-cluster",
-        &format!("kplex={p}"),
-        // Simple tokens are refreshed by the clients; a long TTL avoids needless re-logins of
-        // hundreds of idle tenant masters.
-        "--auth-token-ttl",
-        "86400",
-    ]);
+    let args = tenant_manager::dedicated::local_etcd_args(&layout.etcd_dir().join("data"), client, peer);
     ChildSpec {
         name: "etcd".into(),
         program: "etcd".into(),

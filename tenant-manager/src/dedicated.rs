@@ -38,15 +38,19 @@ pub fn ports(dir: &Path) -> std::io::Result<(u16, u16)> {
     Ok((c, p))
 }
 
-/// The dedicated etcd of the tenant whose data dir is `dir`.
-pub fn etcd_spec(name: &str, dir: &Path, client: u16, peer: u16) -> ChildSpec {
+/// Arguments of a single-member etcd on loopback with its data in `data_dir` (the platform's
+/// own etcd and a tenant's dedicated one). Simple auth tokens are refreshed by the clients; a
+/// long TTL avoids needless re-logins of hundreds of idle tenant masters.
+pub fn local_etcd_args(data_dir: &Path, client: u16, peer: u16) -> Vec<String> {
     let c = format!("http://127.0.0.1:{client}");
     let p = format!("http://127.0.0.1:{peer}");
-    let args = [
+    let data = data_dir.display().to_string();
+    let initial = format!("kplex={p}");
+    [
         "--name",
         "kplex",
         "--data-dir",
-        &dir.join("etcd").join("data").display().to_string(),
+        &data,
         "--listen-client-urls",
         &c,
         "--advertise-client-urls",
@@ -56,13 +60,18 @@ pub fn etcd_spec(name: &str, dir: &Path, client: u16, peer: u16) -> ChildSpec {
         "--initial-advertise-peer-urls",
         &p,
         "--initial-cluster",
-        &format!("kplex={p}"),
+        &initial,
         "--auth-token-ttl",
         "86400",
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+/// The dedicated etcd of the tenant whose data dir is `dir`.
+pub fn etcd_spec(name: &str, dir: &Path, client: u16, peer: u16) -> ChildSpec {
+    let args = local_etcd_args(&dir.join("etcd").join("data"), client, peer);
     ChildSpec {
         name: format!("etcd/{name}"),
         program: "etcd".into(),
